@@ -1,0 +1,1 @@
+//! hub stage (being written).

@@ -1,0 +1,14 @@
+//! tomtat: Vietnamese news articles in, English articles and briefs out.
+//!
+//! The data flow, one module per stage:
+//! `io` (read articles) -> `text` (NFC, paragraphs, sentences) -> `tokenize` -> `model`
+//! (encoder-decoder transformers) -> `generate` (greedy / beam search) -> `io` (JSONL out).
+//! `hub` finds and loads model files; `cli` is the command-line front end over this library.
+
+pub mod cli;
+pub mod generate;
+pub mod hub;
+pub mod io;
+pub mod model;
+pub mod text;
+pub mod tokenize;

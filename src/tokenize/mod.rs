@@ -1,0 +1,1 @@
+//! tokenize stage (being written).
