@@ -1,6 +1,105 @@
-//! Command-line front end over the library.
+//! Command-line front end over the library. Each subcommand lives in its own file with its
+//! clap `Args` struct and a `run` function returning the process exit code.
+
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+/// Exit codes shared by every command.
+pub mod exit {
+    /// Everything done.
+    pub const OK: u8 = 0;
+    /// Some documents failed (each reported on stderr); the others were written.
+    pub const SOME_FAILED: u8 = 1;
+    /// Usage, model or setup error: nothing useful could be done.
+    pub const FATAL: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tomtat",
+    version,
+    about = "Vietnamese news articles in, English articles and briefs out",
+    long_about = "tomtat (\"tóm tắt\", Vietnamese for summary) reads a batch of Vietnamese \
+news articles, splits them into sentences, translates them to English and writes an English \
+brief of each, with open seq2seq models from the Hugging Face Hub, on CPU or GPU.",
+    after_help = "Examples:\n  \
+tomtat split articles/ --format lines\n  \
+cat news.jsonl | tomtat split - --output sentences.jsonl\n\n\
+Inputs everywhere: a .txt file (one article, id = file stem), a directory of .txt/.jsonl \
+files, a .jsonl file ({\"id\", \"text\", ...} a line), or - for stdin."
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr; no progress bars or run report.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Compute threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Global options every command may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub verbose: u8,
+    pub quiet: bool,
+    pub threads: Option<usize>,
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::FATAL
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let global = Global {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+        threads: cli.threads,
+    };
+    init_logging(global);
+    if let Some(n) = global.threads {
+        // candle's CPU kernels and our own data-parallel stages both use the global rayon pool.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
+    }
+    let code = match cli.command {};
+    #[allow(unreachable_code)]
+    ExitCode::from(code)
+}
+
+fn init_logging(g: Global) {
+    let level = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOMTAT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
