@@ -79,7 +79,7 @@ pub fn main() -> ExitCode {
             .num_threads(n.max(1))
             .build_global();
     }
-    let code = match cli.command {};
+    let code: u8 = match cli.command {};
     #[allow(unreachable_code)]
     ExitCode::from(code)
 }
