@@ -5,6 +5,7 @@
 //! (encoder-decoder transformers) -> `generate` (greedy / beam search) -> `io` (JSONL out).
 //! `hub` finds and loads model files; `cli` is the command-line front end over this library.
 
+pub mod batch;
 pub mod cli;
 pub mod generate;
 pub mod hub;

@@ -1,1 +1,489 @@
-//! io stage (being written).
+//! Reading articles and writing records, shared by every command.
+//!
+//! Inputs: a `.txt` file (one article, id = file stem), a `.jsonl` file (one
+//! `{"id", "text", ...}` object a line, other fields passed through), a directory of those
+//! (walked recursively, in sorted order), or `-` for stdin (JSONL if it starts with `{`, else
+//! one plain-text article). Text is normalized to NFC on the way in.
+//!
+//! Bad input never takes other documents down: every document comes out of [`Documents`] as
+//! its own `Result`, and an error names the document (file, line) and the problem.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+/// Largest article accepted by default (bytes); larger ones are rejected, never truncated.
+pub const DEFAULT_MAX_ARTICLE_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{source_name}: cannot read: {err}")]
+    Read { source_name: String, err: io::Error },
+    #[error("{0}: no such file or directory")]
+    Missing(String),
+    #[error("{doc}: invalid UTF-8 at byte {offset}")]
+    InvalidUtf8 { doc: String, offset: usize },
+    #[error("{doc}: empty article (no text)")]
+    Empty { doc: String },
+    #[error("{doc}: article is {bytes} bytes, over the limit of {limit} bytes (raise it with --max-article-bytes)")]
+    TooLarge {
+        doc: String,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error("{doc}: malformed JSON line: {msg}")]
+    Json { doc: String, msg: String },
+    #[error("{0}: not a .txt or .jsonl file")]
+    UnknownKind(String),
+}
+
+impl InputError {
+    /// The document or source the error is about.
+    pub fn doc(&self) -> &str {
+        match self {
+            InputError::Read { source_name, .. } => source_name,
+            InputError::Missing(s) | InputError::UnknownKind(s) => s,
+            InputError::InvalidUtf8 { doc, .. }
+            | InputError::Empty { doc }
+            | InputError::TooLarge { doc, .. }
+            | InputError::Json { doc, .. } => doc,
+        }
+    }
+}
+
+/// One article.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub id: String,
+    /// NFC-normalized text.
+    pub text: String,
+    /// Other fields of a JSONL record, passed through to the output in their order.
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub max_article_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_article_bytes: DEFAULT_MAX_ARTICLE_BYTES,
+        }
+    }
+}
+
+enum Source {
+    Txt(PathBuf),
+    Jsonl(PathBuf),
+    Stdin,
+    Bad(InputError),
+}
+
+/// Expand the user's input arguments into sources, in order. Directories are walked
+/// recursively in sorted order; files of other kinds inside a directory are skipped, but a
+/// file named explicitly must be `.txt` or `.jsonl`.
+fn expand(inputs: &[String]) -> Vec<Source> {
+    let mut out = Vec::new();
+    for inp in inputs {
+        if inp == "-" {
+            out.push(Source::Stdin);
+            continue;
+        }
+        let p = Path::new(inp);
+        if p.is_dir() {
+            walk_dir(p, &mut out);
+        } else if p.exists() {
+            out.push(
+                classify(p).unwrap_or_else(|| Source::Bad(InputError::UnknownKind(inp.clone()))),
+            );
+        } else {
+            out.push(Source::Bad(InputError::Missing(inp.clone())));
+        }
+    }
+    out
+}
+
+fn classify(p: &Path) -> Option<Source> {
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("txt") => Some(Source::Txt(p.to_path_buf())),
+        Some("jsonl") | Some("ndjson") => Some(Source::Jsonl(p.to_path_buf())),
+        _ => None,
+    }
+}
+
+fn walk_dir(dir: &Path, out: &mut Vec<Source>) {
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(err) => {
+            out.push(Source::Bad(InputError::Read {
+                source_name: dir.display().to_string(),
+                err,
+            }));
+            return;
+        }
+    };
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk_dir(&p, out);
+        } else if let Some(s) = classify(&p) {
+            out.push(s);
+        }
+    }
+}
+
+/// Iterator over all documents of the inputs, each a `Result` of its own.
+pub struct Documents {
+    sources: std::vec::IntoIter<Source>,
+    current: Option<JsonlReader>,
+    opts: ReadOptions,
+}
+
+/// Open the inputs for reading. Never fails as a whole: a missing path is an error item.
+pub fn documents(inputs: &[String], opts: ReadOptions) -> Documents {
+    Documents {
+        sources: expand(inputs).into_iter(),
+        current: None,
+        opts,
+    }
+}
+
+impl Iterator for Documents {
+    type Item = Result<Document, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.current.as_mut() {
+                match r.next_doc(&self.opts) {
+                    Some(item) => return Some(item),
+                    None => self.current = None,
+                }
+            }
+            match self.sources.next()? {
+                Source::Bad(e) => return Some(Err(e)),
+                Source::Txt(p) => return Some(read_txt(&p, &self.opts)),
+                Source::Jsonl(p) => match File::open(&p) {
+                    Ok(f) => {
+                        self.current = Some(JsonlReader::new(
+                            Box::new(BufReader::new(f)),
+                            p.display().to_string(),
+                        ))
+                    }
+                    Err(err) => {
+                        return Some(Err(InputError::Read {
+                            source_name: p.display().to_string(),
+                            err,
+                        }))
+                    }
+                },
+                Source::Stdin => {
+                    let mut buf = Vec::new();
+                    if let Err(err) = io::stdin().lock().read_to_end(&mut buf) {
+                        return Some(Err(InputError::Read {
+                            source_name: "<stdin>".into(),
+                            err,
+                        }));
+                    }
+                    let first = buf.iter().find(|b| !b.is_ascii_whitespace()).copied();
+                    if first == Some(b'{') {
+                        self.current = Some(JsonlReader::new(
+                            Box::new(io::Cursor::new(buf)),
+                            "<stdin>".into(),
+                        ));
+                    } else {
+                        return Some(text_document("stdin".into(), "<stdin>", buf, &self.opts));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn read_txt(p: &Path, opts: &ReadOptions) -> Result<Document, InputError> {
+    let name = p.display().to_string();
+    let id = p
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+    // Check the size before reading, so a huge file is refused without loading it.
+    if let Ok(md) = p.metadata() {
+        if md.len() as usize > opts.max_article_bytes {
+            return Err(InputError::TooLarge {
+                doc: name,
+                bytes: md.len() as usize,
+                limit: opts.max_article_bytes,
+            });
+        }
+    }
+    let bytes = std::fs::read(p).map_err(|err| InputError::Read {
+        source_name: name.clone(),
+        err,
+    })?;
+    text_document(id, &name, bytes, opts)
+}
+
+fn text_document(
+    id: String,
+    name: &str,
+    bytes: Vec<u8>,
+    opts: &ReadOptions,
+) -> Result<Document, InputError> {
+    if bytes.len() > opts.max_article_bytes {
+        return Err(InputError::TooLarge {
+            doc: name.to_string(),
+            bytes: bytes.len(),
+            limit: opts.max_article_bytes,
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| InputError::InvalidUtf8 {
+        doc: name.to_string(),
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    finish(id, name, text, Map::new())
+}
+
+fn finish(
+    id: String,
+    name: &str,
+    text: String,
+    extra: Map<String, Value>,
+) -> Result<Document, InputError> {
+    let text = crate::text::normalize(&text).into_owned();
+    if text.trim().is_empty() {
+        return Err(InputError::Empty {
+            doc: name.to_string(),
+        });
+    }
+    Ok(Document { id, text, extra })
+}
+
+struct JsonlReader {
+    reader: Box<dyn BufRead + Send>,
+    name: String,
+    line_no: usize,
+    buf: Vec<u8>,
+}
+
+impl JsonlReader {
+    fn new(reader: Box<dyn BufRead + Send>, name: String) -> Self {
+        JsonlReader {
+            reader,
+            name,
+            line_no: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    fn next_doc(&mut self, opts: &ReadOptions) -> Option<Result<Document, InputError>> {
+        loop {
+            self.buf.clear();
+            self.line_no += 1;
+            // Read at most the article limit plus some slack for the JSON around it.
+            let limit = opts.max_article_bytes.saturating_add(64 * 1024);
+            match (&mut self.reader)
+                .take(limit as u64 + 1)
+                .read_until(b'\n', &mut self.buf)
+            {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(err) => {
+                    return Some(Err(InputError::Read {
+                        source_name: format!("{}:{}", self.name, self.line_no),
+                        err,
+                    }))
+                }
+            }
+            let doc = format!("{}:{}", self.name, self.line_no);
+            if self.buf.len() > limit && !self.buf.ends_with(b"\n") {
+                // Skip the rest of the over-long line so the next record starts cleanly.
+                let mut sink = Vec::new();
+                let _ = self.reader.read_until(b'\n', &mut sink);
+                return Some(Err(InputError::TooLarge {
+                    doc,
+                    bytes: self.buf.len() + sink.len(),
+                    limit: opts.max_article_bytes,
+                }));
+            }
+            if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            return Some(parse_record(&self.buf, doc, opts));
+        }
+    }
+}
+
+fn parse_record(line: &[u8], doc: String, opts: &ReadOptions) -> Result<Document, InputError> {
+    let line = std::str::from_utf8(line).map_err(|e| InputError::InvalidUtf8 {
+        doc: doc.clone(),
+        offset: e.valid_up_to(),
+    })?;
+    let value: Value = serde_json::from_str(line).map_err(|e| InputError::Json {
+        doc: doc.clone(),
+        msg: e.to_string(),
+    })?;
+    let Value::Object(mut obj) = value else {
+        return Err(InputError::Json {
+            doc,
+            msg: "expected a JSON object like {\"id\": ..., \"text\": ...}".into(),
+        });
+    };
+    let id = match obj.shift_remove("id") {
+        Some(Value::String(s)) => s,
+        Some(Value::Number(n)) => n.to_string(),
+        None => doc.clone(),
+        Some(other) => {
+            return Err(InputError::Json {
+                doc,
+                msg: format!("\"id\" must be a string or number, got {other}"),
+            })
+        }
+    };
+    let name = format!("{doc} (id {id})");
+    let text = match obj.shift_remove("text") {
+        Some(Value::String(s)) => s,
+        Some(_) => {
+            return Err(InputError::Json {
+                doc: name,
+                msg: "\"text\" must be a string".into(),
+            })
+        }
+        None => {
+            return Err(InputError::Json {
+                doc: name,
+                msg: "missing \"text\" field".into(),
+            })
+        }
+    };
+    if text.len() > opts.max_article_bytes {
+        return Err(InputError::TooLarge {
+            doc: name,
+            bytes: text.len(),
+            limit: opts.max_article_bytes,
+        });
+    }
+    finish(id, &name, text, obj)
+}
+
+/// Writes JSON Lines records to stdout or a file.
+pub struct JsonlWriter {
+    out: Box<dyn Write + Send>,
+}
+
+impl JsonlWriter {
+    /// `path`: `None` or `-` for stdout; `append` keeps an existing file's records.
+    pub fn create(path: Option<&Path>, append: bool) -> io::Result<Self> {
+        let out: Box<dyn Write + Send> = match path {
+            None => Box::new(io::BufWriter::new(io::stdout())),
+            Some(p) if p == Path::new("-") => Box::new(io::BufWriter::new(io::stdout())),
+            Some(p) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .append(append)
+                    .truncate(!append)
+                    .open(p)?;
+                Box::new(io::BufWriter::new(f))
+            }
+        };
+        Ok(JsonlWriter { out })
+    }
+
+    /// Write one record as a line; flushed so a killed run never leaves half a line behind
+    /// more than the record in flight.
+    pub fn write(&mut self, record: &Value) -> io::Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.out.write_all(&line)?;
+        self.out.flush()
+    }
+
+    /// Raw line output (e.g. `--format lines`).
+    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ReadOptions {
+        ReadOptions::default()
+    }
+
+    #[test]
+    fn jsonl_records_pass_through_fields_and_report_bad_lines() {
+        let data = "{\"id\": 7, \"text\": \"Xin chào.\", \"title\": \"T\"}\nnot json\n\n{\"text\": 3}\n{\"id\":\"b\",\"text\":\"Hai.\"}\n";
+        let mut r = JsonlReader::new(
+            Box::new(io::Cursor::new(data.as_bytes().to_vec())),
+            "f.jsonl".into(),
+        );
+        let a = r.next_doc(&opts()).unwrap().unwrap();
+        assert_eq!(a.id, "7");
+        assert_eq!(a.extra.get("title"), Some(&Value::String("T".into())));
+        let e = r.next_doc(&opts()).unwrap().unwrap_err();
+        assert!(
+            e.to_string().starts_with("f.jsonl:2: malformed JSON"),
+            "{e}"
+        );
+        let e = r.next_doc(&opts()).unwrap().unwrap_err();
+        assert!(e.to_string().contains("f.jsonl:4"), "{e}");
+        let b = r.next_doc(&opts()).unwrap().unwrap();
+        assert_eq!(b.id, "b");
+        assert!(r.next_doc(&opts()).is_none());
+    }
+
+    #[test]
+    fn text_is_nfc_normalized() {
+        // "Việt" with a decomposed ệ (e + circumflex + dot below).
+        let decomposed = "Vie\u{0302}\u{0323}t Nam.";
+        let d = text_document("x".into(), "x", decomposed.as_bytes().to_vec(), &opts()).unwrap();
+        assert_eq!(d.text, "Việt Nam.");
+    }
+
+    #[test]
+    fn bad_utf8_empty_and_huge_are_errors() {
+        let e = text_document("x".into(), "a.txt", vec![b'o', b'k', 0xff], &opts()).unwrap_err();
+        assert_eq!(e.to_string(), "a.txt: invalid UTF-8 at byte 2");
+        let e = text_document("x".into(), "b.txt", b"  \n ".to_vec(), &opts()).unwrap_err();
+        assert!(matches!(e, InputError::Empty { .. }));
+        let small = ReadOptions {
+            max_article_bytes: 4,
+        };
+        let e = text_document("x".into(), "c.txt", b"hello".to_vec(), &small).unwrap_err();
+        assert!(matches!(
+            e,
+            InputError::TooLarge {
+                bytes: 5,
+                limit: 4,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn over_long_jsonl_line_is_skipped_cleanly() {
+        let small = ReadOptions {
+            max_article_bytes: 8,
+        };
+        let long = format!(
+            "{{\"id\":\"a\",\"text\":\"{}\"}}\n{{\"id\":\"b\",\"text\":\"ok\"}}\n",
+            "x".repeat(70_000)
+        );
+        let mut r = JsonlReader::new(Box::new(io::Cursor::new(long.into_bytes())), "f".into());
+        assert!(matches!(
+            r.next_doc(&small).unwrap(),
+            Err(InputError::TooLarge { .. })
+        ));
+        assert_eq!(r.next_doc(&small).unwrap().unwrap().id, "b");
+    }
+}
