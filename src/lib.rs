@@ -11,5 +11,6 @@ pub mod generate;
 pub mod hub;
 pub mod io;
 pub mod model;
+pub mod pipeline;
 pub mod text;
 pub mod tokenize;

@@ -1,0 +1,285 @@
+//! The product: articles -> sentences -> English translation -> English brief.
+//!
+//! Work goes in job batches of articles (bounded memory, records written in input order as
+//! each batch completes). Inside a batch, translation runs over ALL sentences of all articles
+//! at once (length-sorted, token-budget batches), then summarization runs over all chunks of
+//! all articles (map-reduce for articles longer than the summarizer's window).
+//!
+//! Model work goes through the [`TextGenerator`] trait, so the orchestration here is tested
+//! with a mock generator and runs the real models through [`engine::Engine`].
+
+pub mod report;
+pub mod summarize;
+pub mod translate;
+
+use serde_json::{json, Map, Value};
+
+use crate::batch::BatchLimits;
+use crate::io::Document;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{0}")]
+    Model(String),
+    #[error("{0}")]
+    Tokenize(String),
+}
+
+/// Lengths asked of one generate call (new tokens, after the decoder start token).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lengths {
+    pub min_new_tokens: Option<usize>,
+    pub max_new_tokens: Option<usize>,
+}
+
+/// Where a model came from, for the output records.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub repo: Option<String>,
+    pub revision: Option<String>,
+}
+
+/// Text in, text out seq2seq generation: what the pipeline needs of a model.
+pub trait TextGenerator: Sync {
+    /// Source ids of each text, with the model's task prefix and special tokens.
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, PipelineError>;
+    /// Most source tokens (prefix and special tokens included) the model takes.
+    fn max_source_tokens(&self) -> usize;
+    /// Generate for one batch of sources; returns (text, generated token count) per source.
+    fn generate(
+        &self,
+        sources: &[Vec<u32>],
+        lengths: Lengths,
+    ) -> Result<Vec<(String, usize)>, PipelineError>;
+    fn info(&self) -> ModelInfo;
+}
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stages {
+    Translate,
+    Summarize,
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub stages: Stages,
+    pub limits: BatchLimits,
+    /// Parallel model workers (each runs whole batches).
+    pub workers: usize,
+    /// Brief length in words, `(min, max)`.
+    pub summary_words: Option<(usize, usize)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            stages: Stages::Both,
+            limits: BatchLimits::default(),
+            workers: 1,
+            summary_words: None,
+        }
+    }
+}
+
+/// One sentence of the source with its translation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SentenceOut {
+    pub paragraph: usize,
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+    pub translation: String,
+}
+
+/// Per-article result (turned into the JSONL record by [`ArticleResult::to_record`]).
+#[derive(Debug, Clone, Default)]
+pub struct ArticleResult {
+    pub sentences: Vec<SentenceOut>,
+    pub translation: Option<String>,
+    pub title_translation: Option<String>,
+    pub summary: Option<String>,
+    pub warnings: Vec<String>,
+    pub timings_ms: Map<String, Value>,
+    pub tokens: Map<String, Value>,
+}
+
+impl ArticleResult {
+    pub fn to_record(&self, doc: &Document, models: &Value) -> Value {
+        let mut rec = Map::new();
+        rec.insert("id".into(), Value::String(doc.id.clone()));
+        for (k, v) in &doc.extra {
+            rec.insert(k.clone(), v.clone());
+        }
+        if let Some(t) = &self.title_translation {
+            rec.insert("title_translation".into(), Value::String(t.clone()));
+        }
+        if !self.sentences.is_empty() {
+            rec.insert("sentences".into(), json!(self.sentences));
+        }
+        if let Some(t) = &self.translation {
+            rec.insert("translation".into(), Value::String(t.clone()));
+        }
+        if let Some(s) = &self.summary {
+            rec.insert("summary".into(), Value::String(s.clone()));
+        }
+        rec.insert("models".into(), models.clone());
+        rec.insert("timings".into(), Value::Object(self.timings_ms.clone()));
+        rec.insert("tokens".into(), Value::Object(self.tokens.clone()));
+        rec.insert("warnings".into(), json!(self.warnings));
+        Value::Object(rec)
+    }
+}
+
+/// Run the stages over one job batch of documents. Returns one result per document, in
+/// order; a document-level failure (e.g. a model error on its batch) is an `Err` for that
+/// document only.
+pub fn process_batch(
+    docs: &[Document],
+    opts: &Options,
+    translator: Option<&dyn TextGenerator>,
+    summarizer: Option<&dyn TextGenerator>,
+    stats: &mut report::Stats,
+) -> Vec<Result<ArticleResult, String>> {
+    let mut results: Vec<Result<ArticleResult, String>> =
+        docs.iter().map(|_| Ok(ArticleResult::default())).collect();
+    // English text per document for the summarizer: the translation, or (summarize-only on
+    // English input) the text itself.
+    let mut english: Vec<Option<String>> = vec![None; docs.len()];
+    match (opts.stages, translator) {
+        (Stages::Translate | Stages::Both, Some(tr)) => {
+            translate::translate_docs(docs, tr, opts, &mut results, stats);
+            for (i, r) in results.iter().enumerate() {
+                if let Ok(r) = r {
+                    english[i] = r.translation.clone();
+                }
+            }
+        }
+        _ => {
+            for (i, d) in docs.iter().enumerate() {
+                english[i] = Some(d.text.clone());
+            }
+        }
+    }
+    if matches!(opts.stages, Stages::Summarize | Stages::Both) {
+        if let Some(sm) = summarizer {
+            summarize::summarize_docs(&english, sm, opts, &mut results, stats);
+        }
+    }
+    results
+}
+
+/// Stable 64-bit FNV-1a hash of an id, for `--shard I/N`: the same id lands in the same
+/// shard on every machine and every run.
+pub fn shard_of(id: &str, n: usize) -> usize {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in id.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h % n.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+pub(crate) mod mock {
+    //! A deterministic stand-in model: "translates" by tagging words, "summarizes" by
+    //! keeping the first words. Token = whitespace word, so lengths are easy to reason about.
+    use super::*;
+    use std::sync::Mutex;
+
+    pub struct Mock {
+        pub window: usize,
+        pub words_out: Option<usize>,
+        pub calls: Mutex<Vec<usize>>,
+        pub vocab: Mutex<Vec<String>>,
+    }
+
+    impl Mock {
+        pub fn new(window: usize, words_out: Option<usize>) -> Self {
+            Mock {
+                window,
+                words_out,
+                calls: Mutex::new(Vec::new()),
+                vocab: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl TextGenerator for Mock {
+        fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, PipelineError> {
+            let mut v = self.vocab.lock().unwrap();
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let mut ids: Vec<u32> = t
+                        .split_whitespace()
+                        .map(|w| {
+                            v.push(w.to_string());
+                            (v.len() - 1) as u32
+                        })
+                        .collect();
+                    ids.push(u32::MAX); // EOS
+                    ids
+                })
+                .collect())
+        }
+        fn max_source_tokens(&self) -> usize {
+            self.window
+        }
+        fn generate(
+            &self,
+            sources: &[Vec<u32>],
+            _l: Lengths,
+        ) -> Result<Vec<(String, usize)>, PipelineError> {
+            self.calls.lock().unwrap().push(sources.len());
+            let v = self.vocab.lock().unwrap();
+            Ok(sources
+                .iter()
+                .map(|s| {
+                    assert!(
+                        s.len() <= self.window,
+                        "source over the window: {}",
+                        s.len()
+                    );
+                    let words: Vec<String> = s
+                        .iter()
+                        .filter(|&&i| i != u32::MAX)
+                        .map(|&i| v[i as usize].clone())
+                        .collect();
+                    let out = match self.words_out {
+                        None => words.iter().map(|w| format!("EN:{w}")).collect::<Vec<_>>(),
+                        Some(n) => words.into_iter().take(n).collect(),
+                    };
+                    let n = out.len();
+                    (out.join(" "), n)
+                })
+                .collect())
+        }
+        fn info(&self) -> ModelInfo {
+            ModelInfo {
+                name: "mock".into(),
+                repo: None,
+                revision: None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_ids() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("doc{i}")).collect();
+        let mut counts = [0usize; 3];
+        for id in &ids {
+            counts[shard_of(id, 3)] += 1;
+        }
+        assert_eq!(counts.iter().sum::<usize>(), 1000);
+        assert!(counts.iter().all(|&c| c > 250), "{counts:?}");
+        assert_eq!(shard_of("doc1", 3), shard_of("doc1", 3));
+    }
+}

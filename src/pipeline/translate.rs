@@ -1,0 +1,410 @@
+//! Translation over all sentences of a job batch.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::{report::Stats, ArticleResult, Lengths, Options, SentenceOut, TextGenerator};
+use crate::batch::length_sorted_batches;
+use crate::io::Document;
+
+/// Translations rarely run past twice the source length; the cap keeps a model that never
+/// emits EOS from running to its 512-token maximum on every sentence. Hitting it is reported.
+fn max_new_for(src_len: usize) -> usize {
+    2 * src_len + 16
+}
+
+/// A piece of text to run through the model, and where its output goes.
+pub(crate) struct Unit {
+    /// Index of the owning document.
+    pub doc: usize,
+    /// Index of the owning sentence within the document (`usize::MAX` for the title).
+    pub sent: usize,
+    pub ids: Vec<u32>,
+}
+
+/// Split `text` into pieces whose encodings fit `max_tokens`, cutting at clause boundaries
+/// (`,` `;` `:` and dashes) nearest the middle, then at spaces, then anywhere. Returns the
+/// pieces with their ids and how the cut was made (`None` when no cut was needed).
+pub(crate) fn split_to_fit(
+    text: &str,
+    model: &dyn TextGenerator,
+    max_tokens: usize,
+) -> Result<(Vec<(String, Vec<u32>)>, Option<&'static str>), super::PipelineError> {
+    let mut out = Vec::new();
+    let mut how: Option<&'static str> = None;
+    let mut stack = vec![text.trim().to_string()];
+    while let Some(t) = stack.pop() {
+        let ids = model.encode(&[t.as_str()])?.pop().unwrap_or_default();
+        let chars: Vec<(usize, char)> = t.char_indices().collect();
+        if ids.len() <= max_tokens || chars.len() < 2 {
+            out.push((t, ids));
+            continue;
+        }
+        let mid = chars.len() / 2;
+        let nearest = |pred: &dyn Fn(usize) -> bool| -> Option<usize> {
+            (1..chars.len())
+                .filter(|&i| pred(i))
+                .min_by_key(|&i| i.abs_diff(mid))
+        };
+        // Cut after a clause mark that is followed by a space.
+        let clause = nearest(&|i| {
+            matches!(chars[i - 1].1, ',' | ';' | ':' | '–' | '—') && chars[i].1.is_whitespace()
+        });
+        let (cut, kind) = match clause {
+            Some(i) => (i, "clause-split"),
+            None => match nearest(&|i| chars[i].1.is_whitespace()) {
+                Some(i) => (i, "word-split"),
+                None => (mid, "char-split"),
+            },
+        };
+        how = Some(match (how, kind) {
+            (Some("char-split"), _) | (_, "char-split") => "char-split",
+            (Some("word-split"), _) | (_, "word-split") => "word-split",
+            _ => "clause-split",
+        });
+        let b = chars[cut].0;
+        let (left, right) = (t[..b].trim().to_string(), t[b..].trim().to_string());
+        // Right first on the stack so the left half comes out first.
+        for part in [right, left] {
+            if !part.is_empty() {
+                stack.push(part);
+            }
+        }
+    }
+    Ok((out, how))
+}
+
+/// Run `units` through the model in length-sorted token-budget batches on `opts.workers`
+/// workers. Returns per unit its output (text, generated tokens) or the batch's error.
+pub(crate) fn run_units(
+    units: &[Unit],
+    model: &dyn TextGenerator,
+    opts: &Options,
+    lengths_for: &(dyn Fn(&[&Unit]) -> Lengths + Sync),
+) -> Vec<Result<(String, usize), String>> {
+    let lens: Vec<usize> = units.iter().map(|u| u.ids.len()).collect();
+    let batches = length_sorted_batches(&lens, opts.limits);
+    let results: Mutex<Vec<Option<Result<(String, usize), String>>>> =
+        Mutex::new((0..units.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let workers = opts.workers.clamp(1, batches.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = batches.get(b) else { break };
+                let members: Vec<&Unit> = batch.iter().map(|&i| &units[i]).collect();
+                let sources: Vec<Vec<u32>> = members.iter().map(|u| u.ids.clone()).collect();
+                let out = model.generate(&sources, lengths_for(&members));
+                let mut res = results.lock().unwrap_or_else(|e| e.into_inner());
+                match out {
+                    Ok(outs) if outs.len() == batch.len() => {
+                        for (&i, o) in batch.iter().zip(outs) {
+                            res[i] = Some(Ok(o));
+                        }
+                    }
+                    Ok(outs) => {
+                        let msg = format!(
+                            "model returned {} outputs for {} sources",
+                            outs.len(),
+                            batch.len()
+                        );
+                        for &i in batch {
+                            res[i] = Some(Err(msg.clone()));
+                        }
+                    }
+                    Err(e) => {
+                        for &i in batch {
+                            res[i] = Some(Err(e.to_string()));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("batch was not run".into())))
+        .collect()
+}
+
+struct DocSentences {
+    /// (paragraph, start, end, text) per sentence.
+    sentences: Vec<(usize, usize, usize, String)>,
+    title: Option<String>,
+}
+
+pub fn translate_docs(
+    docs: &[Document],
+    model: &dyn TextGenerator,
+    opts: &Options,
+    results: &mut [Result<ArticleResult, String>],
+    stats: &mut Stats,
+) {
+    let t0 = Instant::now();
+    // 1. Split every document (CPU, parallel).
+    let split: Vec<DocSentences> = docs
+        .par_iter()
+        .map(|d| {
+            let byte_at: Vec<usize> = d
+                .text
+                .char_indices()
+                .map(|(b, _)| b)
+                .chain(std::iter::once(d.text.len()))
+                .collect();
+            let mut sentences = Vec::new();
+            for (p, para) in crate::text::split_paragraphs(&d.text).iter().enumerate() {
+                for s in para {
+                    let text = d.text[byte_at[s.start]..byte_at[s.end]].to_string();
+                    sentences.push((p, s.start, s.end, text));
+                }
+            }
+            let title = d
+                .extra
+                .get("title")
+                .and_then(|v| v.as_str())
+                .map(|t| crate::text::normalize(t.trim()).into_owned())
+                .filter(|t| !t.is_empty());
+            DocSentences { sentences, title }
+        })
+        .collect();
+    let split_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    // 2. Tokenize; cut sentences longer than the model's window at clause boundaries.
+    let t1 = Instant::now();
+    let window = model.max_source_tokens();
+    let mut units: Vec<Unit> = Vec::new();
+    for (di, ds) in split.iter().enumerate() {
+        if results[di].is_err() {
+            continue;
+        }
+        let mut texts: Vec<(usize, &str)> = ds
+            .sentences
+            .iter()
+            .enumerate()
+            .map(|(si, s)| (si, s.3.as_str()))
+            .collect();
+        if let Some(t) = &ds.title {
+            texts.push((usize::MAX, t.as_str()));
+        }
+        let plain: Vec<&str> = texts.iter().map(|t| t.1).collect();
+        let encoded = match model.encode(&plain) {
+            Ok(e) => e,
+            Err(e) => {
+                results[di] = Err(format!("tokenizing for translation: {e}"));
+                continue;
+            }
+        };
+        for ((si, text), ids) in texts.into_iter().zip(encoded) {
+            if ids.len() <= window {
+                units.push(Unit {
+                    doc: di,
+                    sent: si,
+                    ids,
+                });
+                continue;
+            }
+            match split_to_fit(text, model, window) {
+                Ok((pieces, how)) => {
+                    if let (Ok(r), Some(how)) = (&mut results[di], how) {
+                        r.warnings.push(format!(
+                            "{how}: sentence {} ({} tokens, window {window}) translated in {} pieces",
+                            if si == usize::MAX { "title".to_string() } else { si.to_string() },
+                            ids.len(),
+                            pieces.len()
+                        ));
+                    }
+                    for (_, ids) in pieces {
+                        units.push(Unit {
+                            doc: di,
+                            sent: si,
+                            ids,
+                        });
+                    }
+                }
+                Err(e) => results[di] = Err(format!("tokenizing for translation: {e}")),
+            }
+        }
+    }
+    let tok_ms = t1.elapsed().as_secs_f64() * 1e3;
+
+    // 3. Translate every unit of the job batch.
+    let t2 = Instant::now();
+    let outs = run_units(&units, model, opts, &|members: &[&Unit]| Lengths {
+        min_new_tokens: None,
+        max_new_tokens: Some(max_new_for(
+            members.iter().map(|u| u.ids.len()).max().unwrap_or(1),
+        )),
+    });
+    let gen_s = t2.elapsed().as_secs_f64();
+
+    // 4. Put translations back in place (units of one sentence are consecutive, in order).
+    let mut pieces: Vec<Vec<Vec<String>>> = split
+        .iter()
+        .map(|d| vec![Vec::new(); d.sentences.len()])
+        .collect();
+    let mut titles: Vec<Vec<String>> = vec![Vec::new(); docs.len()];
+    let mut tok_in = vec![0usize; docs.len()];
+    let mut tok_out = vec![0usize; docs.len()];
+    for (u, out) in units.iter().zip(outs) {
+        match out {
+            Ok((text, n)) => {
+                tok_in[u.doc] += u.ids.len();
+                tok_out[u.doc] += n;
+                if n >= max_new_for(u.ids.len()) {
+                    if let Ok(r) = &mut results[u.doc] {
+                        r.warnings.push(format!(
+                            "length-cap: a piece of sentence {} hit the {n}-token translation cap",
+                            u.sent
+                        ));
+                    }
+                }
+                if u.sent == usize::MAX {
+                    titles[u.doc].push(text);
+                } else {
+                    pieces[u.doc][u.sent].push(text);
+                }
+            }
+            Err(e) => {
+                if results[u.doc].is_ok() {
+                    results[u.doc] = Err(format!("translation failed: {e}"));
+                }
+            }
+        }
+    }
+    let total_in: usize = tok_in.iter().sum::<usize>().max(1);
+    stats.add_stage(
+        "translate",
+        tok_in.iter().sum(),
+        tok_out.iter().sum(),
+        gen_s,
+    );
+    stats.sentences += split.iter().map(|d| d.sentences.len()).sum::<usize>();
+    for (di, ds) in split.iter().enumerate() {
+        let Ok(r) = &mut results[di] else { continue };
+        let mut paragraphs: Vec<Vec<String>> = Vec::new();
+        for ((p, start, end, text), tr) in ds.sentences.iter().zip(&pieces[di]) {
+            let translation = tr.join(" ");
+            if paragraphs.len() <= *p {
+                paragraphs.resize(p + 1, Vec::new());
+            }
+            paragraphs[*p].push(translation.clone());
+            r.sentences.push(SentenceOut {
+                paragraph: *p,
+                text: text.clone(),
+                start: *start,
+                end: *end,
+                translation,
+            });
+        }
+        r.translation = Some(
+            paragraphs
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| p.join(" "))
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+        );
+        if !titles[di].is_empty() {
+            r.title_translation = Some(titles[di].join(" "));
+        }
+        // Batch-level times are shared out by source tokens.
+        let share = tok_in[di] as f64 / total_in as f64;
+        r.timings_ms.insert(
+            "split".into(),
+            json!(round(split_ms / docs.len().max(1) as f64)),
+        );
+        r.timings_ms.insert(
+            "translate".into(),
+            json!(round((tok_ms + gen_s * 1e3) * share)),
+        );
+        r.tokens.insert("translate_in".into(), json!(tok_in[di]));
+        r.tokens.insert("translate_out".into(), json!(tok_out[di]));
+    }
+}
+
+pub(crate) fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{mock::Mock, process_batch, report::Stats, Options, Stages};
+    use super::*;
+    use crate::batch::BatchLimits;
+    use serde_json::Map;
+
+    fn doc(id: &str, text: &str) -> Document {
+        Document {
+            id: id.into(),
+            text: text.into(),
+            extra: Map::new(),
+        }
+    }
+
+    #[test]
+    fn every_sentence_translated_once_paragraphs_kept() {
+        let docs = vec![
+            doc("a", "Một hai ba. Bốn năm.\n\nSáu bảy tám chín."),
+            doc("b", "Mười."),
+        ];
+        let m = Mock::new(50, None);
+        let opts = Options {
+            stages: Stages::Translate,
+            limits: BatchLimits {
+                max_tokens: 8,
+                max_rows: 4,
+            },
+            workers: 2,
+            summary_words: None,
+        };
+        let mut stats = Stats::default();
+        let res = process_batch(&docs, &opts, Some(&m), None, &mut stats);
+        let a = res[0].as_ref().unwrap();
+        assert_eq!(a.sentences.len(), 3);
+        assert_eq!(
+            a.translation.as_deref(),
+            Some("EN:Một EN:hai EN:ba. EN:Bốn EN:năm.\n\nEN:Sáu EN:bảy EN:tám EN:chín.")
+        );
+        assert_eq!(
+            res[1].as_ref().unwrap().translation.as_deref(),
+            Some("EN:Mười.")
+        );
+        // Several batches were cut by the 8-token budget.
+        assert!(m.calls.lock().unwrap().len() >= 2);
+    }
+
+    #[test]
+    fn long_sentences_are_cut_at_clauses_and_rejoined() {
+        let text = "một hai ba bốn, năm sáu bảy tám, chín mười một.";
+        let m = Mock::new(6, None);
+        let (pieces, how) = split_to_fit(text, &m, 6).unwrap();
+        assert_eq!(how, Some("clause-split"));
+        assert!(pieces.iter().all(|(_, ids)| ids.len() <= 6));
+        let joined: Vec<String> = pieces.into_iter().map(|p| p.0).collect();
+        assert_eq!(joined.join(" "), text);
+        let mut stats = Stats::default();
+        let opts = Options {
+            stages: Stages::Translate,
+            ..Options::default()
+        };
+        let res = process_batch(&[doc("x", text)], &opts, Some(&m), None, &mut stats);
+        let r = res[0].as_ref().unwrap();
+        assert!(
+            r.warnings[0].starts_with("clause-split"),
+            "{:?}",
+            r.warnings
+        );
+        // Every source word made it into the translation exactly once.
+        assert_eq!(
+            r.translation.as_ref().unwrap().matches("EN:").count(),
+            text.split_whitespace().count()
+        );
+    }
+}
