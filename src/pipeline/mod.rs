@@ -63,9 +63,18 @@ pub enum Stages {
     Both,
 }
 
+/// With both stages: translate then summarize the English, or summarize the Vietnamese and
+/// translate only the brief.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    TranslateFirst,
+    SummarizeFirst,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub stages: Stages,
+    pub order: Order,
     pub limits: BatchLimits,
     /// Parallel model workers (each runs whole batches).
     pub workers: usize,
@@ -77,6 +86,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             stages: Stages::Both,
+            order: Order::TranslateFirst,
             limits: BatchLimits::default(),
             workers: 1,
             summary_words: None,
@@ -101,6 +111,8 @@ pub struct ArticleResult {
     pub translation: Option<String>,
     pub title_translation: Option<String>,
     pub summary: Option<String>,
+    /// With summarize-first: the brief in the source language, before translation.
+    pub summary_source: Option<String>,
     pub warnings: Vec<String>,
     pub timings_ms: Map<String, Value>,
     pub tokens: Map<String, Value>,
@@ -125,6 +137,9 @@ impl ArticleResult {
         if let Some(s) = &self.summary {
             rec.insert("summary".into(), Value::String(s.clone()));
         }
+        if let Some(s) = &self.summary_source {
+            rec.insert("summary_source".into(), Value::String(s.clone()));
+        }
         rec.insert("models".into(), models.clone());
         rec.insert("timings".into(), Value::Object(self.timings_ms.clone()));
         rec.insert("tokens".into(), Value::Object(self.tokens.clone()));
@@ -145,6 +160,10 @@ pub fn process_batch(
 ) -> Vec<Result<ArticleResult, String>> {
     let mut results: Vec<Result<ArticleResult, String>> =
         docs.iter().map(|_| Ok(ArticleResult::default())).collect();
+    if opts.stages == Stages::Both && opts.order == Order::SummarizeFirst {
+        summarize_first(docs, opts, translator, summarizer, &mut results, stats);
+        return results;
+    }
     // English text per document for the summarizer: the translation, or (summarize-only on
     // English input) the text itself.
     let mut english: Vec<Option<String>> = vec![None; docs.len()];
@@ -169,6 +188,64 @@ pub fn process_batch(
         }
     }
     results
+}
+
+/// Summarize the Vietnamese text, then translate only the briefs.
+fn summarize_first(
+    docs: &[Document],
+    opts: &Options,
+    translator: Option<&dyn TextGenerator>,
+    summarizer: Option<&dyn TextGenerator>,
+    results: &mut [Result<ArticleResult, String>],
+    stats: &mut report::Stats,
+) {
+    let (Some(tr), Some(sm)) = (translator, summarizer) else {
+        return;
+    };
+    let vi: Vec<Option<String>> = docs.iter().map(|d| Some(d.text.clone())).collect();
+    summarize::summarize_docs(&vi, sm, opts, results, stats);
+    // Translate the briefs as small documents of their own.
+    let briefs: Vec<Document> = docs
+        .iter()
+        .zip(results.iter())
+        .map(|(d, r)| Document {
+            id: d.id.clone(),
+            text: r
+                .as_ref()
+                .ok()
+                .and_then(|r| r.summary.clone())
+                .unwrap_or_default(),
+            extra: d.extra.clone(),
+        })
+        .collect();
+    let mut translated: Vec<Result<ArticleResult, String>> = results
+        .iter()
+        .zip(&briefs)
+        .map(|(r, b)| match r {
+            Ok(_) if !b.text.trim().is_empty() => Ok(ArticleResult::default()),
+            Ok(_) => Err("the Vietnamese summary is empty".to_string()),
+            Err(e) => Err(e.clone()),
+        })
+        .collect();
+    translate::translate_docs(&briefs, tr, opts, &mut translated, stats);
+    for (r, t) in results.iter_mut().zip(translated) {
+        let Ok(res) = r else { continue };
+        match t {
+            Ok(t) => {
+                res.summary_source = res.summary.take();
+                res.summary = t.translation;
+                res.title_translation = t.title_translation;
+                res.warnings.extend(t.warnings);
+                for (k, v) in t.tokens {
+                    res.tokens.insert(k, v);
+                }
+                for (k, v) in t.timings_ms {
+                    res.timings_ms.insert(k, v);
+                }
+            }
+            Err(e) => *r = Err(e),
+        }
+    }
 }
 
 /// Stable 64-bit FNV-1a hash of an id, for `--shard I/N`: the same id lands in the same

@@ -362,7 +362,7 @@ mod tests {
                 max_rows: 4,
             },
             workers: 2,
-            summary_words: None,
+            ..Options::default()
         };
         let mut stats = Stats::default();
         let res = process_batch(&docs, &opts, Some(&m), None, &mut stats);

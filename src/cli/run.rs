@@ -1,0 +1,349 @@
+//! `tomtat translate`, `tomtat summarize` and `tomtat run`: the product commands.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Map, Value};
+
+use super::{exit, Global};
+use crate::batch::BatchLimits;
+use crate::io::{self, Document, JsonlWriter, ReadOptions};
+use crate::pipeline::engine::{Engine, EngineOptions};
+use crate::pipeline::{self, report::Stats, Options, Order, Stages, TextGenerator};
+
+/// Built-in default models (names of manifests in `models/`).
+pub const DEFAULT_TRANSLATOR: &str = "opus-mt-vi-en";
+pub const DEFAULT_SUMMARIZER: &str = "distilbart-cnn-12-6";
+pub const DEFAULT_VI_SUMMARIZER: &str = "vit5-base-vietnews-summarization";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Input files, directories or - for stdin (.txt, .jsonl {"id","text",...}).
+    #[arg(value_name = "INPUT", default_value = "-")]
+    pub inputs: Vec<String>,
+    /// Write JSONL records here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write one Markdown brief per article into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub markdown: Option<PathBuf>,
+    /// vi->en model: a built-in name (tomtat models list), owner/name[@rev], a manifest
+    /// .toml, or a local directory in the Hub's layout.
+    #[arg(long, value_name = "NAME|DIR")]
+    pub translator: Option<String>,
+    /// Summarizer: English (translate-first) or Vietnamese (summarize-first).
+    #[arg(long, value_name = "NAME|DIR")]
+    pub summarizer: Option<String>,
+    /// cpu, or cuda[:N] (needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// translate-first: translate the article, summarize the English; summarize-first:
+    /// summarize in Vietnamese and translate only the brief (much cheaper on long articles).
+    #[arg(long, value_enum, default_value_t = OrderArg::TranslateFirst)]
+    pub order: OrderArg,
+    /// Most padded source tokens per model batch.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub max_batch_tokens: usize,
+    /// Most sentences/chunks per model batch.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_batch_rows: usize,
+    /// Model workers running batches side by side (they share the weights).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub workers: usize,
+    /// Articles per job batch: translation batches over all their sentences; records are
+    /// written as each job batch completes.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub batch_articles: usize,
+    /// Brief length in words, e.g. 40-80.
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_range)]
+    pub summary_words: Option<(usize, usize)>,
+    /// Skip articles already in --output and append the rest.
+    #[arg(long)]
+    pub resume: bool,
+    /// Process only shard I of N (0-based), chosen by a stable hash of the article id.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Use only the local Hugging Face cache (also: HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// Refuse articles larger than this many bytes (never truncated).
+    #[arg(long, value_name = "BYTES", default_value_t = io::DEFAULT_MAX_ARTICLE_BYTES)]
+    pub max_article_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrderArg {
+    TranslateFirst,
+    SummarizeFirst,
+}
+
+fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s.split_once('-').ok_or("expected MIN-MAX, e.g. 40-80")?;
+    let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| "MIN is not a number")?, b.trim().parse().map_err(|_| "MAX is not a number")?);
+    if a > b || b == 0 {
+        return Err("need 0 <= MIN <= MAX and MAX > 0".into());
+    }
+    Ok((a, b))
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| "I is not a number")?, n.trim().parse().map_err(|_| "N is not a number")?);
+    if n == 0 || i >= n {
+        return Err("need 0 <= I < N".into());
+    }
+    Ok((i, n))
+}
+
+/// Ids already in an output file; a trailing partial line (a killed run) is cut off so
+/// appending continues a well-formed file.
+fn resume_ids(path: &Path) -> std::io::Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    let Ok(mut f) = std::fs::OpenOptions::new().read(true).write(true).open(path) else {
+        return Ok(ids);
+    };
+    let mut good_len = 0u64;
+    let mut reader = BufReader::new(&mut f);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        let complete = line.ends_with(b"\n");
+        let id = serde_json::from_slice::<Value>(&line)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string));
+        match (complete, id) {
+            (true, Some(id)) => {
+                ids.insert(id);
+                good_len += n as u64;
+            }
+            _ => break,
+        }
+    }
+    drop(reader);
+    if f.metadata()?.len() != good_len {
+        f.set_len(good_len)?;
+        f.seek(SeekFrom::End(0))?;
+    }
+    Ok(ids)
+}
+
+fn safe_file_name(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+fn write_markdown(dir: &Path, doc: &Document, r: &pipeline::ArticleResult) -> std::io::Result<()> {
+    let title = r
+        .title_translation
+        .clone()
+        .unwrap_or_else(|| doc.id.clone());
+    let mut md = format!("# {title}\n\n");
+    if let Some(s) = &r.summary {
+        md.push_str(&format!("## Brief\n\n{s}\n\n"));
+    }
+    if let Some(t) = &r.translation {
+        md.push_str(&format!("## Translation\n\n{t}\n"));
+    }
+    md.push_str(&format!("\n---\nid: `{}`\n", doc.id));
+    std::fs::write(dir.join(format!("{}.md", safe_file_name(&doc.id))), md)
+}
+
+pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
+    let opts = Options {
+        stages,
+        order: match args.order {
+            OrderArg::TranslateFirst => Order::TranslateFirst,
+            OrderArg::SummarizeFirst => Order::SummarizeFirst,
+        },
+        limits: BatchLimits {
+            max_tokens: args.max_batch_tokens.max(1),
+            max_rows: args.max_batch_rows.max(1),
+        },
+        workers: args.workers.max(1),
+        summary_words: args.summary_words,
+    };
+    let engine_opts = EngineOptions {
+        device: args.device.clone(),
+        offline: args.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+        quiet: g.quiet,
+        threads: g.threads,
+        workers: opts.workers,
+    };
+    let summarize_first = opts.order == Order::SummarizeFirst && stages == Stages::Both;
+    let need_tr = matches!(stages, Stages::Translate | Stages::Both);
+    let need_sm = matches!(stages, Stages::Summarize | Stages::Both);
+    let load = |spec: Option<&String>, default: &str, role: &str| -> Result<Engine, u8> {
+        let spec = spec.map(String::as_str).unwrap_or(default);
+        Engine::load(spec, role, &engine_opts).map_err(|e| {
+            eprintln!("error: loading the {role} '{spec}': {e}");
+            exit::FATAL
+        })
+    };
+    let translator = if need_tr {
+        match load(args.translator.as_ref(), DEFAULT_TRANSLATOR, "translator") {
+            Ok(e) => Some(e),
+            Err(c) => return c,
+        }
+    } else {
+        None
+    };
+    let sm_default = if summarize_first { DEFAULT_VI_SUMMARIZER } else { DEFAULT_SUMMARIZER };
+    let summarizer = if need_sm {
+        match load(args.summarizer.as_ref(), sm_default, "summarizer") {
+            Ok(e) => Some(e),
+            Err(c) => return c,
+        }
+    } else {
+        None
+    };
+    let mut models = Map::new();
+    if let Some(t) = &translator {
+        models.insert("translator".into(), json!(t.info()));
+    }
+    if let Some(s) = &summarizer {
+        models.insert("summarizer".into(), json!(s.info()));
+    }
+    let models = Value::Object(models);
+
+    // Output and resume.
+    let done: HashSet<String> = match (&args.output, args.resume) {
+        (Some(p), true) => match resume_ids(p) {
+            Ok(ids) => ids,
+            Err(e) => {
+                eprintln!("error: --resume: cannot read {}: {e}", p.display());
+                return exit::FATAL;
+            }
+        },
+        (None, true) => {
+            eprintln!("error: --resume needs --output FILE");
+            return exit::FATAL;
+        }
+        _ => HashSet::new(),
+    };
+    let mut writer = match JsonlWriter::create(args.output.as_deref(), args.resume) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: cannot write output: {e}");
+            return exit::FATAL;
+        }
+    };
+    if let Some(dir) = &args.markdown {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("error: cannot create {}: {e}", dir.display());
+            return exit::FATAL;
+        }
+    }
+
+    // Read everything first (articles are small) so the progress bar knows the total.
+    let mut stats = Stats::default();
+    let mut docs: Vec<Document> = Vec::new();
+    for d in io::documents(&args.inputs, ReadOptions { max_article_bytes: args.max_article_bytes }) {
+        match d {
+            Ok(d) => {
+                if let Some((i, n)) = args.shard {
+                    if pipeline::shard_of(&d.id, n) != i {
+                        continue;
+                    }
+                }
+                if done.contains(&d.id) {
+                    stats.skipped += 1;
+                    continue;
+                }
+                docs.push(d);
+            }
+            Err(e) => {
+                stats.failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+
+    let bar = ProgressBar::new(docs.len() as u64);
+    if g.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} articles, {msg} (ETA {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let tr = translator.as_ref().map(|e| e as &dyn TextGenerator);
+    let sm = summarizer.as_ref().map(|e| e as &dyn TextGenerator);
+    for chunk in docs.chunks(args.batch_articles.max(1)) {
+        let results = pipeline::process_batch(chunk, &opts, tr, sm, &mut stats);
+        for (doc, r) in chunk.iter().zip(results) {
+            match r {
+                Ok(r) => {
+                    stats.articles += 1;
+                    if let Err(e) = writer.write(&r.to_record(doc, &models)) {
+                        eprintln!("error: cannot write output: {e}");
+                        return exit::FATAL;
+                    }
+                    if let Some(dir) = &args.markdown {
+                        if let Err(e) = write_markdown(dir, doc, &r) {
+                            eprintln!("error: {}: cannot write Markdown: {e}", doc.id);
+                            stats.failed += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    stats.failed += 1;
+                    bar.suspend(|| eprintln!("error: {}: {e}", doc.id));
+                }
+            }
+        }
+        bar.inc(chunk.len() as u64);
+        bar.set_message(format!("{} sentences", stats.sentences));
+    }
+    bar.finish_and_clear();
+    if let Err(e) = writer.flush() {
+        eprintln!("error: cannot write output: {e}");
+        return exit::FATAL;
+    }
+    if !g.quiet {
+        eprint!("{}", stats.render());
+        eprintln!("report: {}", stats.to_json());
+    }
+    if stats.failed > 0 {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_cuts_a_partial_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.jsonl");
+        std::fs::write(&p, "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\",\"tra").unwrap();
+        let ids = resume_ids(&p).unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+    }
+
+    #[test]
+    fn ranges_and_shards_parse() {
+        assert_eq!(parse_range("40-80"), Ok((40, 80)));
+        assert!(parse_range("80-40").is_err());
+        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        assert!(parse_shard("3/3").is_err());
+        assert_eq!(safe_file_name("../x y"), "_.._x_y");
+    }
+}
