@@ -110,7 +110,11 @@ impl Splitter {
 
     /// Sentence-internal boundaries: byte offsets where the 2nd, 3rd... sentence starts.
     pub fn boundaries(self, text: &str) -> Vec<usize> {
-        self.sentences(text).into_iter().skip(1).map(|r| r.start).collect()
+        self.sentences(text)
+            .into_iter()
+            .skip(1)
+            .map(|r| r.start)
+            .collect()
     }
 }
 
@@ -223,12 +227,18 @@ pub fn disagreements(paragraphs: &[Paragraph], splitter: Splitter) -> Vec<Disagr
         let pred = splitter.boundaries(&p.text);
         for &b in &pred {
             if p.gold.binary_search(&b).is_err() {
-                out.push(Disagreement { extra: true, context: context(&p.text, b) });
+                out.push(Disagreement {
+                    extra: true,
+                    context: context(&p.text, b),
+                });
             }
         }
         for &b in &p.gold {
             if pred.binary_search(&b).is_err() {
-                out.push(Disagreement { extra: false, context: context(&p.text, b) });
+                out.push(Disagreement {
+                    extra: false,
+                    context: context(&p.text, b),
+                });
             }
         }
     }
@@ -304,7 +314,10 @@ fn is_opening(c: char) -> bool {
 
 /// Ends in terminal punctuation, possibly followed by closing quotes/brackets.
 pub fn is_terminated(sentence: &str) -> bool {
-    sentence.trim_end().trim_end_matches(is_closing).ends_with(is_terminal)
+    sentence
+        .trim_end()
+        .trim_end_matches(is_closing)
+        .ends_with(is_terminal)
 }
 
 /// The underthesea two-sentence test (see the module docs).
@@ -357,11 +370,23 @@ pub fn holds_two_sentences(line: &str) -> bool {
 /// Loads the underthesea sentence file: one gold sentence per line (a leading dialogue dash
 /// "- " and a byte-order mark are removed), filtered as the module docs say.
 pub fn load_underthesea(path: &Path) -> Result<Dataset, EvalError> {
+    load_lines(path, "underthesea-vi-sd.train")
+}
+
+/// Loads any one-sentence-per-line file (e.g. IWSLT'15 `tst2012.en` / `.vi`, whose lines are
+/// subtitle segments) with the same cleaning and filters as [`load_underthesea`].
+pub fn load_lines(path: &Path, name: &str) -> Result<Dataset, EvalError> {
     let raw = read(path)?;
     let (mut sentences, mut unterminated, mut two) = (Vec::new(), 0, 0);
     for line in raw.lines() {
-        let line = normalize(line.trim_start_matches('\u{feff}')).trim().to_string();
-        let line = line.strip_prefix("- ").map(str::trim).unwrap_or(&line).to_string();
+        let line = normalize(line.trim_start_matches('\u{feff}'))
+            .trim()
+            .to_string();
+        let line = line
+            .strip_prefix("- ")
+            .map(str::trim)
+            .unwrap_or(&line)
+            .to_string();
         if line.is_empty() {
             continue;
         }
@@ -373,7 +398,7 @@ pub fn load_underthesea(path: &Path) -> Result<Dataset, EvalError> {
             sentences.push(line);
         }
     }
-    finish(path, "underthesea-vi-sd.train", sentences, unterminated, two)
+    finish(path, name, sentences, unterminated, two)
 }
 
 /// Loads the `# text = ` lines of a CoNLL-U file, detokenized with [`detokenize_vtb`].
@@ -402,7 +427,9 @@ pub fn load_conllu(path: &Path, keep_unterminated: bool) -> Result<Dataset, Eval
         }
         sentences.push(sentence);
     }
-    let name = path.file_name().map_or_else(|| "conllu".into(), |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(|| "conllu".into(), |n| n.to_string_lossy().into_owned());
     finish(path, &name, sentences, unterminated, 0)
 }
 
@@ -428,31 +455,48 @@ fn finish(
 }
 
 /// Turns VTB's space-tokenized text back into running text: no space before `, . ; : ! ? ) ]
-/// ” % …`, none after `( [ “`; `LBKT`/`RBKT` become brackets; straight quotes `"` and `'`
-/// alternate opening / closing within the sentence.
+/// ” % …`, none after `( [ “`; `LBKT`/`RBKT` become brackets. A straight quote `"` or `'`
+/// closes when it follows terminal punctuation or precedes punctuation / the end (quotations
+/// in VTB often open in an earlier sentence); otherwise quotes alternate opening / closing.
 pub fn detokenize_vtb(tokenized: &str) -> String {
-    let mut out = String::with_capacity(tokenized.len());
-    let mut glue_next = true; // no space before the first token
-    let (mut dq_open, mut sq_open) = (false, false);
-    for tok in tokenized.split_whitespace() {
-        let tok = match tok {
+    fn punct_only(t: &str) -> bool {
+        t.chars().all(|c| {
+            matches!(
+                c,
+                ',' | '.' | ';' | ':' | '!' | '?' | ')' | ']' | '”' | '’' | '%' | '…'
+            )
+        })
+    }
+    fn terminal_only(t: &str) -> bool {
+        !t.is_empty() && t.chars().all(|c| matches!(c, '.' | '!' | '?' | '…'))
+    }
+    let tokens: Vec<&str> = tokenized
+        .split_whitespace()
+        .map(|t| match t {
             "LBKT" => "(",
             "RBKT" => ")",
             t => t,
-        };
+        })
+        .collect();
+    let mut out = String::with_capacity(tokenized.len());
+    let mut glue_next = true; // no space before the first token
+    let (mut dq_open, mut sq_open) = (false, false);
+    for (k, &tok) in tokens.iter().enumerate() {
+        let prev = k.checked_sub(1).map(|p| tokens[p]);
+        let next = tokens.get(k + 1).copied();
+        let closes = prev.is_some_and(terminal_only) || next.is_none_or(punct_only);
         let (glue_before, glue_after) = match tok {
-            "\"" => {
-                dq_open = !dq_open;
-                (!dq_open, dq_open)
-            }
-            "'" => {
-                sq_open = !sq_open;
-                (!sq_open, sq_open)
+            "\"" | "'" => {
+                let open = if tok == "\"" {
+                    &mut dq_open
+                } else {
+                    &mut sq_open
+                };
+                *open = if closes { false } else { !*open };
+                (!*open, *open)
             }
             "(" | "[" | "“" | "‘" => (false, true),
-            t if t.chars().all(|c| matches!(c, ',' | '.' | ';' | ':' | '!' | '?' | ')' | ']' | '”' | '’' | '%' | '…')) => {
-                (true, false)
-            }
+            t if punct_only(t) => (true, false),
             _ => (false, false),
         };
         if !out.is_empty() && !glue_before && !glue_next {
@@ -478,7 +522,8 @@ pub fn load_vietnews(path: &Path) -> Result<Vec<Paragraph>, EvalError> {
             line: no + 1,
             message,
         };
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| parse_err(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| parse_err(e.to_string()))?;
         let Some(body) = value.get("body_sentences").and_then(|v| v.as_array()) else {
             return Err(parse_err("no `body_sentences` array".into()));
         };
@@ -533,7 +578,19 @@ mod tests {
             detokenize_vtb("thành phố Qui Nhơn LBKT Bình Định RBKT tăng 7,5 % ..."),
             "thành phố Qui Nhơn (Bình Định) tăng 7,5%..."
         );
-        assert_eq!(detokenize_vtb("lĩnh vực ' cần kiểm tra ' ."), "lĩnh vực 'cần kiểm tra'.");
+        assert_eq!(
+            detokenize_vtb("lĩnh vực ' cần kiểm tra ' ."),
+            "lĩnh vực 'cần kiểm tra'."
+        );
+        // A quotation opened in an earlier sentence closes after terminal punctuation.
+        assert_eq!(
+            detokenize_vtb("chạy chết mẹ luôn ! \" ."),
+            "chạy chết mẹ luôn!\"."
+        );
+        assert_eq!(
+            detokenize_vtb("gọi : \" Mẹ ! Bố ! \" ."),
+            "gọi: \"Mẹ! Bố!\"."
+        );
     }
 
     #[test]
@@ -553,7 +610,9 @@ mod tests {
         let s: Vec<String> = (0..20).map(|k| format!("Câu {k}.")).collect();
         let paras = paragraphs_from(&s, 7);
         assert_eq!(paras.iter().map(|p| p.gold.len() + 1).sum::<usize>(), 20);
-        assert!(paras[..paras.len() - 1].iter().all(|p| (3..=8).contains(&(p.gold.len() + 1))));
+        assert!(paras[..paras.len() - 1]
+            .iter()
+            .all(|p| (3..=8).contains(&(p.gold.len() + 1))));
         for p in &paras {
             for &g in &p.gold {
                 assert!(p.text[g..].starts_with("Câu"));
@@ -565,7 +624,14 @@ mod tests {
     #[test]
     fn scoring_counts_matches() {
         let sc = compare(&[3, 8, 12], &[3, 12, 20, 30]);
-        assert_eq!(sc, Scores { true_pos: 2, predicted: 3, gold: 4 });
+        assert_eq!(
+            sc,
+            Scores {
+                true_pos: 2,
+                predicted: 3,
+                gold: 4
+            }
+        );
         assert!((sc.precision() - 2.0 / 3.0).abs() < 1e-12);
         assert!((sc.recall() - 0.5).abs() < 1e-12);
     }

@@ -14,6 +14,7 @@ pub(crate) struct Lexicon {
     pub ambiguous: HashSet<&'static str>,
     pub starters: HashSet<&'static str>,
     pub units: HashSet<&'static str>,
+    pub honorifics: HashSet<&'static str>,
 }
 
 /// Built on first use; every later lookup is a hash probe.
@@ -45,6 +46,7 @@ impl Lexicon {
                 Some("ambiguous") => &mut lex.ambiguous,
                 Some("starters") => &mut lex.starters,
                 Some("units") => &mut lex.units,
+                Some("honorifics") => &mut lex.honorifics,
                 other => {
                     problems.push(format!("line {}: entry in section {other:?}", no + 1));
                     continue;
@@ -72,6 +74,7 @@ mod tests {
         }
         assert!(lex.ambiguous.contains("U.S"));
         assert!(lex.starters.contains("Theo") && lex.starters.contains("The"));
+        assert!(lex.honorifics.contains("ông") && lex.units.contains("Hz"));
     }
 
     #[test]
