@@ -15,7 +15,8 @@
 //!   is an attribution (`“...Torres.” – Mou cho biết.`); a closing quote written apart
 //!   (`đâu? ". Bình`) joins the sentence before it;
 //! * `?` / `!`: a boundary unless the next word is lowercase (`"Ai?" - tôi hỏi`);
-//! * an ellipsis (`…`, `..`, `...`): a boundary only before a capitalized word;
+//! * an ellipsis (`…`, `..`, `...`): a boundary only before a capitalized word (so "anh T..
+//!   Khi" splits: news writes an initial's period and the full stop together);
 //! * a single `.` after a `[prefix]` abbreviation (TP., GS., PGS.TS., Mr., e.g.): only before
 //!   a sentence starter followed by a lowercase word ("TP. Ngoài ra,"); after a `[suffix]`
 //!   one (etc., v.v., a.m.): before a capitalized word; after an `[ambiguous]` one or a name
@@ -23,8 +24,9 @@
 //!   ("Theo", "Ông", "The"), and never before another initial or "(" ("Đ. N.A", "T. (35
 //!   tuổi)"); after anything else (words, numbers, URLs, acronyms, "độ C."): unless the next
 //!   word is lowercase;
-//! * an opening quote right after the whitespace counts as a capital, since quoted speech may
-//!   start lowercase (`... nói. "bắt kiểu này..."`).
+//! * an opening quote right after the whitespace counts as a capital after `?` `!`, an
+//!   ellipsis and an ordinary `.`, since quoted speech may start lowercase
+//!   (`... nói. "bắt kiểu này..."`).
 //!
 //! Closing quotes and brackets right after the punctuation belong to the sentence that ends
 //! there, so `“Câu một. Câu hai.” Sau đó` gives `“Câu một.` / `Câu hai.”` / `Sau đó`.
