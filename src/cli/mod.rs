@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod random_model;
 pub mod split;
 
 /// Exit codes shared by every command.
@@ -49,6 +50,9 @@ pub struct Cli {
 pub enum Command {
     /// Split articles into paragraphs and sentences (with character offsets).
     Split(split::SplitArgs),
+    /// Write a random-weight model of a real shape in the Hub file layout (for tests/benches).
+    #[command(name = "random-model")]
+    RandomModel(random_model::RandomModelArgs),
 }
 
 /// Global options every command may look at.
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
     }
     let code = match cli.command {
         Command::Split(a) => split::run(a, global),
+        Command::RandomModel(a) => random_model::run(a, global),
     };
     ExitCode::from(code)
 }

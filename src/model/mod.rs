@@ -6,6 +6,8 @@
 
 use candle_core::Tensor;
 
+pub mod random;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("candle: {0}")]
