@@ -13,12 +13,15 @@ model with the tomtat binary, then checks with transformers:
   * greedy generation from random source ids is non-degenerate (several distinct tokens per
     sequence, different outputs for different inputs), and float32 vs float64 teacher-forced
     log-probs agree (the net is not chaotic, so a port can match it);
-  * with --tokenizer (../shared/data/tokenizers/opus-mt-en-mg), the copied tokenizer loads with
-    AutoTokenizer and a sentence goes through tokenize -> generate -> decode.
+  * with --tokenizer (../shared/data/tokenizers/opus-mt-en-mg, and with --tok-fixtures every
+    tokenizer fixture dir that has a config.json), vocab size and special ids come from the
+    tokenizer's config.json, the copied tokenizer loads with AutoTokenizer and a sentence goes
+    through tokenize -> generate -> decode.
 
 Usage (from the repo root, after `cargo build`):
   HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error /work/pyref/bin/python \
-      scripts/check_random_model.py [--bin target/debug/tomtat] [--quick] [--big SHAPES]
+      scripts/check_random_model.py [--bin target/debug/tomtat] [--quick] [--big SHAPES] \
+      [--tok-fixtures DIR]
 Exit status 1 if any check fails.
 """
 import argparse
@@ -164,7 +167,9 @@ def check_model(d, arch, label, gen_tokens=30, batch=8, src_len=20):
           f"(mean {sum(distinct) / len(distinct):.1f}), {n_unique_rows}/{batch} distinct rows, "
           f"EOS share {eos_rate:.3f}, {gen_s:.1f}s")
     print(f"  row 0: {rows[0]}")
-    check(min(distinct) >= 4, f"degenerate output: distinct tokens per row {distinct}")
+    # Random nets still fall into a one-token loop now and then: judge the batch.
+    check(sum(distinct) / len(distinct) >= 6 and sum(x >= 4 for x in distinct) >= 0.75 * batch,
+          f"degenerate output: distinct tokens per row {distinct}")
     check(n_unique_rows >= batch // 2, f"output does not depend on input: {n_unique_rows} rows")
 
     # ---- free-running greedy with the model's own defaults (EOS reachable?)
@@ -195,6 +200,23 @@ def check_model(d, arch, label, gen_tokens=30, batch=8, src_len=20):
     return model
 
 
+def tokenizer_round_trip(d, tdir, model):
+    src_cfg = json.load(open(os.path.join(tdir, "config.json")))
+    for k in ("vocab_size", "pad_token_id", "eos_token_id", "decoder_start_token_id"):
+        if k in src_cfg:
+            check(getattr(model.config, k) == src_cfg[k], f"{k} not taken from {tdir}")
+    tok = AutoTokenizer.from_pretrained(d)
+    enc = tok(["Thời tiết hôm nay đẹp.", "Hello world"], return_tensors="pt", padding=True)
+    gc = GenerationConfig.from_pretrained(d)
+    gc.num_beams, gc.max_length, gc.max_new_tokens, gc.min_length = 2, None, 12, 0
+    model.generation_config = gc
+    with torch.inference_mode():
+        out = model.generate(**enc, generation_config=gc)
+    text = tok.batch_decode(out, skip_special_tokens=True)
+    print(f"  {type(tok).__name__} (len {len(tok)}): {enc['input_ids'][0].tolist()} -> {text}")
+    check(len(tok) <= model.config.vocab_size, f"tokenizer ({len(tok)}) larger than the vocab")
+
+
 def rows_t(rows):
     return torch.tensor(rows, dtype=torch.long)
 
@@ -206,6 +228,7 @@ def main():
     ap.add_argument("--big", default="opus-mt-vi-en",
                     help="comma-separated real shapes to check too: " + ",".join(BIG))
     ap.add_argument("--seed", default="0")
+    ap.add_argument("--tok-fixtures", help="directory of tokenizer fixture dirs (branch tok)")
     a = ap.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as root:
@@ -216,26 +239,19 @@ def main():
                   f"{os.path.getsize(os.path.join(d, 'model.safetensors'))} bytes]")
             check_model(d, arch, f"{arch} tiny")
 
-        if os.path.isdir(SHARED_TOK):
-            d = os.path.join(root, "marian-tok")
-            run_tomtat(a.bin, d, "marian", "tiny", ["--tokenizer", SHARED_TOK])
-            model = check_model(d, "marian", "marian tiny --tokenizer opus-mt-en-mg")
-            src_cfg = json.load(open(os.path.join(SHARED_TOK, "config.json")))
-            check(model.config.vocab_size == src_cfg["vocab_size"]
-                  and model.config.pad_token_id == src_cfg["pad_token_id"],
-                  "vocab/pad not taken from the tokenizer's config.json")
-            tok = AutoTokenizer.from_pretrained(d)
-            enc = tok(["The weather is nice today.", "Hello world"], return_tensors="pt",
-                      padding=True)
-            gc = GenerationConfig.from_pretrained(d)
-            gc.num_beams, gc.max_length, gc.max_new_tokens = 2, None, 12
-            model.generation_config = gc
-            with torch.inference_mode():
-                out = model.generate(**enc, generation_config=gc)
-            text = tok.batch_decode(out, skip_special_tokens=True)
-            print(f"  {type(tok).__name__} round trip: {enc['input_ids'][0].tolist()} -> {text}")
-            check(len(tok) <= model.config.vocab_size, "tokenizer larger than the model vocab")
-
+        tok_dirs = [("marian", SHARED_TOK)] if os.path.isdir(SHARED_TOK) else []
+        if a.tok_fixtures:  # e.g. `git archive tok tests/fixtures/tokenizers | tar -x -C /tmp/t`
+            for name in sorted(os.listdir(a.tok_fixtures)):
+                cfgp = os.path.join(a.tok_fixtures, name, "config.json")
+                if os.path.isfile(cfgp):
+                    mt = json.load(open(cfgp))["model_type"]
+                    for arch in (["t5", "t5v11"] if mt == "t5" else [mt]):
+                        tok_dirs.append((arch, os.path.join(a.tok_fixtures, name)))
+        for arch, tdir in tok_dirs:
+            d = os.path.join(root, f"{arch}-{os.path.basename(tdir)}")
+            run_tomtat(a.bin, d, arch, "tiny", ["--tokenizer", tdir, "--seed", a.seed])
+            model = check_model(d, arch, f"{arch} tiny --tokenizer {os.path.basename(tdir)}")
+            tokenizer_round_trip(d, tdir, model)
         for shape in ([] if a.quick else a.big.split(",")):
             arch = BIG[shape]
             d = os.path.join(root, shape)
