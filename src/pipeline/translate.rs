@@ -17,6 +17,12 @@ fn max_new_for(src_len: usize) -> usize {
     2 * src_len + 16
 }
 
+/// Pieces of a text that fit the window (text and ids each), and how it was cut.
+pub(crate) type Pieces = (Vec<(String, Vec<u32>)>, Option<&'static str>);
+
+/// Output of one unit: (text, generated tokens), or the error of its batch.
+pub(crate) type UnitOutput = Result<(String, usize), String>;
+
 /// A piece of text to run through the model, and where its output goes.
 pub(crate) struct Unit {
     /// Index of the owning document.
@@ -33,7 +39,7 @@ pub(crate) fn split_to_fit(
     text: &str,
     model: &dyn TextGenerator,
     max_tokens: usize,
-) -> Result<(Vec<(String, Vec<u32>)>, Option<&'static str>), super::PipelineError> {
+) -> Result<Pieces, super::PipelineError> {
     let mut out = Vec::new();
     let mut how: Option<&'static str> = None;
     let mut stack = vec![text.trim().to_string()];
@@ -85,10 +91,10 @@ pub(crate) fn run_units(
     model: &dyn TextGenerator,
     opts: &Options,
     lengths_for: &(dyn Fn(&[&Unit]) -> Lengths + Sync),
-) -> Vec<Result<(String, usize), String>> {
+) -> Vec<UnitOutput> {
     let lens: Vec<usize> = units.iter().map(|u| u.ids.len()).collect();
     let batches = length_sorted_batches(&lens, opts.limits);
-    let results: Mutex<Vec<Option<Result<(String, usize), String>>>> =
+    let results: Mutex<Vec<Option<UnitOutput>>> =
         Mutex::new((0..units.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let workers = opts.workers.clamp(1, batches.len().max(1));
