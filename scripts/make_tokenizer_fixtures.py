@@ -336,9 +336,75 @@ def reference_spm(name, model_file, sets):
         write_expected(name, set_name, lines, ids, texts)
 
 
+def fuzz_lines(n, seed):
+    """Random strings over the characters that trip tokenizers up."""
+    import random
+
+    rng = random.Random(seed)
+    sample = "".join(read_lines(os.path.join(SHARED, "iwslt15", "dev2010.vi"))[:200])
+    sample += "".join(read_lines(os.path.join(SHARED, "iwslt15", "dev2010.en"))[:200])
+    atoms = list(sample) + [
+        " ", "  ", "\t", "\u3000", "\u00a0", "\u200b", "\u2581", "\r", "\x00", "\x07",
+        "\u0301", "\u0323", "\u0300", "ＡＢＣ", "１２", "ｶﾀ", "😀", "👍🏽", "中文", "한국어",
+        "ﬁ", "…", "¼", "™", "</s>", "<unk>", "<pad>", "<s>", "<mask>", "<extra_id_3>",
+        ">>en<<", ">>", "<<", "vi_VN", "en_XX", "'s", " n't", " .", "--", "Đ", "ẫ",
+    ]
+
+    def one():
+        k = rng.choice([0, 1, 2, 5, 10, 20, 40])
+        parts = [rng.choice(atoms) if rng.random() < 0.85 else chr(rng.randrange(0x20, 0xD7FF))
+                 for _ in range(k)]
+        t = "".join(parts)
+        return unicodedata.normalize("NFD", t) if rng.random() < 0.1 else t
+
+    return [one() for _ in range(n)]
+
+
+def write_fuzz(out_path, n):
+    """One JSON object per (tokenizer, line): the same fields as the expected files plus the
+    tokenizer name and line; read by the ignored test `fuzz_parity_from_env`."""
+    lines = fuzz_lines(n, 12345)
+    names = {
+        "opus-mt-en-mg": os.path.join(SHARED, "tokenizers", "opus-mt-en-mg"),
+        "marian-vi-en": os.path.join(OUT, "marian-vi-en"),
+        "t5-spiece": os.path.join(OUT, "t5-spiece"),
+        "bart-bpe": os.path.join(OUT, "bart-bpe"),
+    }
+    with open(out_path, "w", encoding="utf-8") as f:
+        for name, d in names.items():
+            tok = AutoTokenizer.from_pretrained(d)
+            for line in lines:
+                ids = tok(line)["input_ids"]
+                rec = {"name": name, "dir": d, "line": line, "ids": ids,
+                       "text": tok.decode(ids, skip_special_tokens=True)}
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        d = os.path.join(OUT, "mbart-spm")
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(d, "sentencepiece.bpe.model"))
+        n_sp = sp.get_piece_size()
+        fairseq = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+        for line in lines:
+            ids = [fairseq.get(sp.id_to_piece(i), i + 1) for i in sp.encode(line)]
+            ids += [2, n_sp + 1 + MBART_LANGS.index("vi_VN")]
+            text = sp.decode([i - 1 for i in ids if 4 <= i <= n_sp])
+            f.write(json.dumps({"name": "mbart-spm", "dir": d, "line": line, "ids": ids,
+                                "text": text}, ensure_ascii=False) + "\n")
+        d = os.path.join(OUT, "spm-bytefallback")
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(d, "tokenizer.model"))
+        for line in lines:
+            ids = sp.encode(line)
+            f.write(json.dumps({"name": "spm-bytefallback", "dir": d, "line": line, "ids": ids,
+                                "text": sp.decode(ids)}, ensure_ascii=False) + "\n")
+    print(f"wrote {out_path}: {n} random lines x 6 tokenizers")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--fuzz":
+        # Not committed: a local, larger random comparison (see tests/tokenize_parity.rs).
+        write_fuzz(sys.argv[2], int(sys.argv[3]))
+        return
     if len(sys.argv) > 1:
         print(__doc__)
+        print("usage: make_tokenizer_fixtures.py [--fuzz OUT.jsonl N]")
         return
     os.makedirs(OUT, exist_ok=True)
     if os.path.isdir(EXP):

@@ -273,3 +273,46 @@ fn cli_tokenize_jsonl() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("not a local model directory"), "{err}");
 }
+
+/// Random-string parity, not run by default (the input is generated, not committed):
+///
+///     /work/pyref/bin/python scripts/make_tokenizer_fixtures.py --fuzz /tmp/tok_fuzz.jsonl 3000
+///     TOMTAT_TOKENIZER_FUZZ=/tmp/tok_fuzz.jsonl cargo test --test tokenize_parity -- --ignored --nocapture
+#[test]
+#[ignore]
+fn fuzz_parity_from_env() {
+    let path = std::env::var("TOMTAT_TOKENIZER_FUZZ").expect("set TOMTAT_TOKENIZER_FUZZ");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut toks: std::collections::BTreeMap<String, (Tokenizer, usize, usize, usize)> =
+        Default::default();
+    let mut failures = Vec::new();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let name = v["name"].as_str().unwrap().to_string();
+        let entry = toks.entry(name.clone()).or_insert_with(|| {
+            (
+                Tokenizer::from_dir(Path::new(v["dir"].as_str().unwrap())).unwrap(),
+                0,
+                0,
+                0,
+            )
+        });
+        let line = v["line"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(v["ids"].clone()).unwrap();
+        let got = entry.0.encode(line).unwrap();
+        let text = entry.0.decode(&want, true).unwrap();
+        entry.1 += 1;
+        entry.2 += (got == want) as usize;
+        entry.3 += (text == v["text"].as_str().unwrap()) as usize;
+        if (got != want || text != v["text"].as_str().unwrap()) && failures.len() < 10 {
+            failures.push(format!(
+                "{name}: {line:?}\n  ids  {got:?}\n  want {want:?}\n  text {text:?}\n  want {:?}",
+                v["text"]
+            ));
+        }
+    }
+    for (name, (_, n, ids, texts)) in &toks {
+        println!("{name:>16}: ids {ids}/{n} identical, decoded text {texts}/{n} identical");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
