@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod split;
+pub mod tokenize;
 
 /// Exit codes shared by every command.
 pub mod exit {
@@ -49,6 +50,8 @@ pub struct Cli {
 pub enum Command {
     /// Split articles into paragraphs and sentences (with character offsets).
     Split(split::SplitArgs),
+    /// Tokenize stdin lines with a model's tokenizer: JSONL of ids (and pieces) out.
+    Tokenize(tokenize::TokenizeArgs),
 }
 
 /// Global options every command may look at.
@@ -84,8 +87,9 @@ pub fn main() -> ExitCode {
             .num_threads(n.max(1))
             .build_global();
     }
-    let code = match cli.command {
+    let code: u8 = match cli.command {
         Command::Split(a) => split::run(a, global),
+        Command::Tokenize(a) => tokenize::run(a, global),
     };
     ExitCode::from(code)
 }
