@@ -561,3 +561,69 @@ fn cli_writes_a_model_and_rejects_bad_requests() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--arch"));
 }
+
+#[test]
+fn tokenizer_fixtures_make_model_dirs_tomtat_can_tokenize() {
+    // Every tokenizer fixture with a config.json (tests/fixtures/tokenizers/<name>/): the
+    // written directory is a complete model dir whose tokenizer tomtat loads, and every id it
+    // produces fits the model's embedding.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizers");
+    let mut seen = 0;
+    for entry in fs::read_dir(&root).unwrap() {
+        let tok_dir = entry.unwrap().path();
+        if !tok_dir.join("config.json").is_file() {
+            continue;
+        }
+        let src = json(&tok_dir.join("config.json"));
+        let archs: &[Arch] = match src["model_type"].as_str().unwrap() {
+            "marian" => &[Arch::Marian],
+            "bart" => &[Arch::Bart],
+            "mbart" => &[Arch::Mbart],
+            "t5" => &[Arch::T5, Arch::T5v11],
+            other => panic!("{}: model_type {other}", tok_dir.display()),
+        };
+        for &arch in archs {
+            let mut spec = tiny(arch, 1);
+            spec.tokenizer = Some(tok_dir.clone());
+            let out = write(&spec);
+            let cfg = json(&out.path().join("config.json"));
+            let v = get(&cfg, "vocab_size");
+            assert_eq!(
+                cfg["vocab_size"],
+                src["vocab_size"],
+                "{}",
+                tok_dir.display()
+            );
+            for k in ["pad_token_id", "eos_token_id", "decoder_start_token_id"] {
+                if !src[k].is_null() {
+                    assert_eq!(cfg[k], src[k], "{} {k}", tok_dir.display());
+                }
+            }
+            let (shapes, _) = header(&out.path().join("model.safetensors"));
+            assert_eq!(
+                shapes,
+                expected_tensors(arch, &cfg),
+                "{}",
+                tok_dir.display()
+            );
+            let tok = tomtat::tokenize::Tokenizer::from_dir(out.path())
+                .unwrap_or_else(|e| panic!("{}: {e}", tok_dir.display()));
+            assert!(tok.vocab_size() <= v, "{}", tok_dir.display());
+            assert_eq!(tok.pad_id() as usize, get(&cfg, "pad_token_id"));
+            assert_eq!(tok.eos_id() as usize, get(&cfg, "eos_token_id"));
+            let ids = tok
+                .encode("Thời tiết hôm nay đẹp. The weather is nice.")
+                .unwrap();
+            assert!(
+                ids.len() > 3 && ids.iter().all(|&i| (i as usize) < v),
+                "{ids:?}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 5,
+        "only {seen} tokenizer fixtures found in {}",
+        root.display()
+    );
+}

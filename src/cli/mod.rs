@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod random_model;
 pub mod split;
+pub mod tokenize;
 
 /// Exit codes shared by every command.
 pub mod exit {
@@ -53,6 +54,8 @@ pub enum Command {
     /// Write a random-weight model of a real shape in the Hub file layout (for tests/benches).
     #[command(name = "random-model")]
     RandomModel(random_model::RandomModelArgs),
+    /// Tokenize stdin lines with a model's tokenizer: JSONL of ids (and pieces) out.
+    Tokenize(tokenize::TokenizeArgs),
 }
 
 /// Global options every command may look at.
@@ -88,9 +91,10 @@ pub fn main() -> ExitCode {
             .num_threads(n.max(1))
             .build_global();
     }
-    let code = match cli.command {
+    let code: u8 = match cli.command {
         Command::Split(a) => split::run(a, global),
         Command::RandomModel(a) => random_model::run(a, global),
+        Command::Tokenize(a) => tokenize::run(a, global),
     };
     ExitCode::from(code)
 }
