@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod models;
+
 /// Exit codes shared by every command.
 pub mod exit {
     /// Everything done.
@@ -44,7 +46,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// List, inspect and download models (Hugging Face Hub, cache, offline mode).
+    Models(models::ModelsArgs),
+}
 
 /// Global options every command may look at.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +84,9 @@ pub fn main() -> ExitCode {
             .num_threads(n.max(1))
             .build_global();
     }
-    let code: u8 = match cli.command {};
+    let code: u8 = match cli.command {
+        Command::Models(a) => models::run(a, global),
+    };
     #[allow(unreachable_code)]
     ExitCode::from(code)
 }
