@@ -44,7 +44,9 @@ impl Arch {
             "MarianMTModel" | "MarianModel" => Some(Arch::Marian),
             "BartForConditionalGeneration" | "BartModel" => Some(Arch::Bart),
             "MBartForConditionalGeneration" | "MBartModel" => Some(Arch::MBart),
-            "T5ForConditionalGeneration" | "T5Model" | "MT5ForConditionalGeneration"
+            "T5ForConditionalGeneration"
+            | "T5Model"
+            | "MT5ForConditionalGeneration"
             | "MT5Model" => Some(Arch::T5),
             _ => None,
         }

@@ -20,8 +20,7 @@ use serde::Deserialize;
 use super::config::{arch_from_config, read_json};
 use super::files::{
     check_tokenizer, choose_weights, is_safe_relative, no_weights_detail, select_on_disk,
-    shard_names, Origin, TokenizerFiles, WeightChoice, CONFIG, GENERATION_CONFIG,
-    TOKENIZER_FILES,
+    shard_names, Origin, TokenizerFiles, WeightChoice, CONFIG, GENERATION_CONFIG, TOKENIZER_FILES,
 };
 use super::{repo_cache_dir, FetchedFile, HubError, HubOptions, ModelDir};
 
@@ -241,11 +240,7 @@ impl<'a> Fetcher<'a> {
 
     fn fetch_all(&self, listing: Listing) -> Result<(ModelDir, Vec<FetchedFile>), HubError> {
         let commit = listing.sha.as_str();
-        let names: BTreeSet<String> = listing
-            .siblings
-            .into_iter()
-            .map(|s| s.rfilename)
-            .collect();
+        let names: BTreeSet<String> = listing.siblings.into_iter().map(|s| s.rfilename).collect();
         let mut report = Vec::new();
 
         // config.json first: an unsupported architecture fails before any big download.
@@ -382,7 +377,13 @@ impl<'a> Fetcher<'a> {
                 } else {
                     String::new()
                 };
-                return Err(self.download_error(file, format!("{}{tries}", failure.detail)));
+                // A partial blob stays as `.part` (never in the snapshot); hf-hub resumes it.
+                let hint = if failure.network {
+                    "; run again to resume"
+                } else {
+                    ""
+                };
+                return Err(self.download_error(file, format!("{}{tries}{hint}", failure.detail)));
             }
             attempt += 1;
             tracing::warn!(

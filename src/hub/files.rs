@@ -88,7 +88,10 @@ pub enum WeightFiles {
     /// `model.safetensors`.
     Safetensors(PathBuf),
     /// `model.safetensors.index.json` and the shards its `weight_map` names.
-    ShardedSafetensors { index: PathBuf, shards: Vec<PathBuf> },
+    ShardedSafetensors {
+        index: PathBuf,
+        shards: Vec<PathBuf>,
+    },
     /// A zip-format `pytorch_model.bin` (torch >= 1.6 `torch.save`).
     PytorchBin(PathBuf),
 }
@@ -387,7 +390,10 @@ mod tests {
             Some(WeightChoice::Single(SAFETENSORS))
         );
         assert_eq!(
-            choose_weights(&names(&["pytorch_model.bin", "model.safetensors.index.json"])),
+            choose_weights(&names(&[
+                "pytorch_model.bin",
+                "model.safetensors.index.json"
+            ])),
             Some(WeightChoice::Index(SAFETENSORS_INDEX))
         );
         assert_eq!(
@@ -397,7 +403,10 @@ mod tests {
         let n = names(&["tf_model.h5", "pytorch_model.bin.index.json"]);
         assert_eq!(choose_weights(&n), None);
         let d = no_weights_detail(&n);
-        assert!(d.contains("tf_model.h5") && d.contains("not supported"), "{d}");
+        assert!(
+            d.contains("tf_model.h5") && d.contains("not supported"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -235,7 +235,9 @@ impl Manifest {
             )));
         }
         if !g.length_penalty.is_finite() {
-            return Err(err("generation.length_penalty must be a finite number".into()));
+            return Err(err(
+                "generation.length_penalty must be a finite number".into()
+            ));
         }
         if m.revision.trim().is_empty() {
             return Err(err("revision must not be empty".into()));
@@ -243,9 +245,10 @@ impl Manifest {
         if let Some(pf) = &m.prefix_file {
             let local = base.map(|b| b.join(pf)).filter(|p| p.is_file());
             m.prefix = match (local, builtin_prompt(pf)) {
-                (Some(p), _) => prompt_text(&std::fs::read_to_string(&p).map_err(|e| {
-                    err(format!("prefix_file {}: {e}", p.display()))
-                })?),
+                (Some(p), _) => prompt_text(
+                    &std::fs::read_to_string(&p)
+                        .map_err(|e| err(format!("prefix_file {}: {e}", p.display())))?,
+                ),
                 (None, Some(t)) => prompt_text(t),
                 (None, None) => {
                     return Err(err(format!(
@@ -279,7 +282,11 @@ mod tests {
 
     #[test]
     fn builtins_parse_and_cover_the_required_models() {
-        assert_eq!(builtin_manifests().len(), BUILTIN.len(), "a built-in failed");
+        assert_eq!(
+            builtin_manifests().len(),
+            BUILTIN.len(),
+            "a built-in failed"
+        );
         let repos: Vec<String> = builtin_manifests().into_iter().map(|m| m.repo).collect();
         for r in [
             "Helsinki-NLP/opus-mt-vi-en",
@@ -371,7 +378,10 @@ max_length = 64
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("pegasus") && e.contains("marian, bart, mbart, t5"), "{e}");
+        assert!(
+            e.contains("pegasus") && e.contains("marian, bart, mbart, t5"),
+            "{e}"
+        );
         let e = Manifest::parse(&USER.replace("summarize-en", "summarise"), "x", None)
             .unwrap_err()
             .to_string();
@@ -380,9 +390,13 @@ max_length = 64
             .unwrap_err()
             .to_string();
         assert!(e.contains("nope.txt") && e.contains("summarize.txt"), "{e}");
-        let e = Manifest::parse(&USER.replace("max_length = 64", "max_length = 0"), "x", None)
-            .unwrap_err()
-            .to_string();
+        let e = Manifest::parse(
+            &USER.replace("max_length = 64", "max_length = 0"),
+            "x",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("max_length"), "{e}");
         let e = Manifest::parse(&format!("{USER}\nextra = 1\n"), "x", None)
             .unwrap_err()

@@ -62,9 +62,8 @@ impl ModelRef {
             ))
         })?;
         if let Some(rev) = revision {
-            validate_revision(rev).map_err(|why| {
-                HubError::Spec(format!("`{s}`: bad revision `{rev}`: {why}"))
-            })?;
+            validate_revision(rev)
+                .map_err(|why| HubError::Spec(format!("`{s}`: bad revision `{rev}`: {why}")))?;
         }
         Ok(ModelRef::Hub {
             repo: repo.to_string(),
@@ -406,9 +405,7 @@ mod tests {
         assert!(matches!(r, ModelRef::Hub { revision: Some(ref v), .. } if v == "main"));
         let (m2, r2) = interpret("Helsinki-NLP/opus-mt-vi-en").unwrap();
         assert_eq!(m2.unwrap().name, "opus-mt-vi-en");
-        assert!(
-            matches!(r2, ModelRef::Hub { revision: Some(ref v), .. } if *v == m.revision)
-        );
+        assert!(matches!(r2, ModelRef::Hub { revision: Some(ref v), .. } if *v == m.revision));
         let (m3, _) = interpret("someone/unknown-model").unwrap();
         assert!(m3.is_none());
     }

@@ -75,7 +75,8 @@ pub fn validate_safetensors(path: &Path) -> Result<(), HubError> {
         )));
     }
     let mut header = vec![0u8; header_len as usize];
-    f.read_exact(&mut header).map_err(|e| HubError::io(path, e))?;
+    f.read_exact(&mut header)
+        .map_err(|e| HubError::io(path, e))?;
     let header: serde_json::Value = serde_json::from_slice(&header)
         .map_err(|e| bad(format!("safetensors header is not valid JSON: {e}")))?;
     let obj = header
@@ -178,7 +179,11 @@ fn open_pth(path: &Path) -> Result<candle_core::pickle::PthTensors, HubError> {
     let pth = match res {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => return Err(bad(format!("cannot read PyTorch checkpoint: {e}"))),
-        Err(_) => return Err(bad("PyTorch checkpoint reader crashed (corrupt file?)".into())),
+        Err(_) => {
+            return Err(bad(
+                "PyTorch checkpoint reader crashed (corrupt file?)".into()
+            ))
+        }
     };
     if pth.tensor_infos().is_empty() {
         return Err(bad(
@@ -218,7 +223,10 @@ mod tests {
             std::fs::write(&p, &full[..cut]).unwrap();
             let e = validate_safetensors(&p).unwrap_err().to_string();
             assert!(e.contains("model.safetensors"), "{e}");
-            assert!(e.contains("truncated") || e.contains("JSON"), "cut {cut}: {e}");
+            assert!(
+                e.contains("truncated") || e.contains("JSON"),
+                "cut {cut}: {e}"
+            );
         }
         let mut garbage = full.clone();
         garbage[..8].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -236,10 +244,16 @@ mod tests {
             b.extend(std::iter::repeat_n(0u8, data_len));
             std::fs::write(&p, b).unwrap();
         };
-        write_header(r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#, 8);
+        write_header(
+            r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#,
+            8,
+        );
         let e = validate_safetensors(&p).unwrap_err().to_string();
         assert!(e.contains("C64"), "{e}");
-        write_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, 8);
+        write_header(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#,
+            8,
+        );
         let e = validate_safetensors(&p).unwrap_err().to_string();
         assert!(e.contains("data_offsets"), "{e}");
         write_header(
