@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod split;
 pub mod tokenize;
+pub mod models;
 
 /// Exit codes shared by every command.
 pub mod exit {
@@ -52,6 +53,8 @@ pub enum Command {
     Split(split::SplitArgs),
     /// Tokenize stdin lines with a model's tokenizer: JSONL of ids (and pieces) out.
     Tokenize(tokenize::TokenizeArgs),
+    /// List, inspect and download models (Hugging Face Hub, cache, offline mode).
+    Models(models::ModelsArgs),
 }
 
 /// Global options every command may look at.
@@ -90,6 +93,8 @@ pub fn main() -> ExitCode {
     let code: u8 = match cli.command {
         Command::Split(a) => split::run(a, global),
         Command::Tokenize(a) => tokenize::run(a, global),
+    };
+        Command::Models(a) => models::run(a, global),
     };
     ExitCode::from(code)
 }
