@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod models;
 pub mod split;
 pub mod tokenize;
-pub mod models;
 
 /// Exit codes shared by every command.
 pub mod exit {
@@ -93,7 +93,6 @@ pub fn main() -> ExitCode {
     let code: u8 = match cli.command {
         Command::Split(a) => split::run(a, global),
         Command::Tokenize(a) => tokenize::run(a, global),
-    };
         Command::Models(a) => models::run(a, global),
     };
     ExitCode::from(code)
