@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod models;
 pub mod random_model;
 pub mod split;
 pub mod tokenize;
@@ -56,6 +57,8 @@ pub enum Command {
     RandomModel(random_model::RandomModelArgs),
     /// Tokenize stdin lines with a model's tokenizer: JSONL of ids (and pieces) out.
     Tokenize(tokenize::TokenizeArgs),
+    /// List, inspect and download models (Hugging Face Hub, cache, offline mode).
+    Models(models::ModelsArgs),
 }
 
 /// Global options every command may look at.
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Split(a) => split::run(a, global),
         Command::RandomModel(a) => random_model::run(a, global),
         Command::Tokenize(a) => tokenize::run(a, global),
+        Command::Models(a) => models::run(a, global),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,266 @@
+//! Weights into a candle `VarBuilder`: safetensors (single or sharded, memory-mapped) or a
+//! zip-format `pytorch_model.bin`. Every file is checked before candle sees it, so a
+//! truncated or corrupt file is an error naming the file, never a panic.
+
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
+
+use super::{HubError, ModelDir, WeightFiles};
+
+/// A `VarBuilder` over the model's weights. Tensors are converted to `dtype` on load, so
+/// f16/bf16 checkpoints load as f32 on CPU.
+pub fn load_weights(
+    dir: &ModelDir,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>, HubError> {
+    let backend: Box<dyn SimpleBackend> = match &dir.files.weights {
+        WeightFiles::Safetensors(p) => {
+            validate_safetensors(p)?;
+            Box::new(mmap_safetensors(&[p.as_path()])?)
+        }
+        WeightFiles::ShardedSafetensors { index: _, shards } => {
+            for s in shards {
+                validate_safetensors(s)?;
+            }
+            let paths: Vec<&Path> = shards.iter().map(|p| p.as_path()).collect();
+            Box::new(mmap_safetensors(&paths)?)
+        }
+        WeightFiles::PytorchBin(p) => Box::new(open_pth(p)?),
+    };
+    Ok(VarBuilder::from_backend(backend, dtype, device.clone()))
+}
+
+fn mmap_safetensors(
+    paths: &[&Path],
+) -> Result<candle_core::safetensors::MmapedSafetensors, HubError> {
+    // SAFETY: the files are memory-mapped read-only; like every mmap-based loader (candle,
+    // transformers) this assumes nobody truncates them while the model is loaded. Their
+    // headers and lengths were validated just before.
+    unsafe { candle_core::safetensors::MmapedSafetensors::multi(paths) }.map_err(|e| {
+        HubError::Weights {
+            file: paths.first().map(|p| p.to_path_buf()).unwrap_or_default(),
+            detail: e.to_string(),
+        }
+    })
+}
+
+/// Checks a safetensors file: header length, JSON header, every tensor's dtype, shape and
+/// offsets, and that the data section is exactly as long as the header says (so a
+/// truncated download is caught).
+pub fn validate_safetensors(path: &Path) -> Result<(), HubError> {
+    let bad = |detail: String| HubError::Weights {
+        file: path.to_path_buf(),
+        detail,
+    };
+    let mut f = std::fs::File::open(path).map_err(|e| HubError::io(path, e))?;
+    let len = f.metadata().map_err(|e| HubError::io(path, e))?.len();
+    if len < 8 {
+        return Err(bad(format!(
+            "truncated safetensors file: {len} bytes, not even the 8-byte header length"
+        )));
+    }
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(|e| HubError::io(path, e))?;
+    let header_len = u64::from_le_bytes(n);
+    // safetensors caps headers at 100 MB; anything bigger is garbage, not a header.
+    if header_len > 100_000_000 || header_len > len - 8 {
+        return Err(bad(format!(
+            "not a safetensors file or truncated: header length {header_len} but the file \
+             has {len} bytes"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    f.read_exact(&mut header)
+        .map_err(|e| HubError::io(path, e))?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("safetensors header is not valid JSON: {e}")))?;
+    let obj = header
+        .as_object()
+        .ok_or_else(|| bad("safetensors header is not a JSON object".into()))?;
+    let data_len = len - 8 - header_len;
+    let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+    for (name, info) in obj {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = info
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| bad(format!("tensor {name}: no dtype")))?;
+        let elem = dtype_size(dtype).ok_or_else(|| {
+            bad(format!(
+                "tensor {name}: unsupported dtype {dtype} (supported: F64, F32, F16, BF16, \
+                 I64, I32, I16, U32, U8, F8_E4M3)"
+            ))
+        })?;
+        let shape: Vec<u64> = info
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect())
+            .ok_or_else(|| bad(format!("tensor {name}: bad shape")))?;
+        let offs: Vec<u64> = info
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect())
+            .ok_or_else(|| bad(format!("tensor {name}: bad data_offsets")))?;
+        let [start, end] = offs[..] else {
+            return Err(bad(format!("tensor {name}: data_offsets needs 2 numbers")));
+        };
+        let numel = shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| bad(format!("tensor {name}: shape {shape:?} overflows")))?;
+        let nbytes = numel
+            .checked_mul(elem)
+            .ok_or_else(|| bad(format!("tensor {name}: shape {shape:?} overflows")))?;
+        if end < start || end - start != nbytes {
+            return Err(bad(format!(
+                "tensor {name}: data_offsets [{start}, {end}] do not match shape {shape:?} \
+                 of {dtype}"
+            )));
+        }
+        if end > data_len {
+            return Err(bad(format!(
+                "truncated: tensor {name} ends at byte {end} of the data section but the file \
+                 only has {data_len} data bytes ({len} in all)"
+            )));
+        }
+        spans.push((start, end, name));
+    }
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        if w[1].0 < w[0].1 {
+            return Err(bad(format!("tensors {} and {} overlap", w[0].2, w[1].2)));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes per element of a safetensors dtype that candle can load.
+fn dtype_size(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "F64" | "I64" => 8,
+        "F32" | "I32" | "U32" => 4,
+        "F16" | "BF16" | "I16" => 2,
+        "U8" | "F8_E4M3" => 1,
+        _ => return None,
+    })
+}
+
+/// A zip-format PyTorch checkpoint, its tensor table read up front (data stays on disk
+/// until a tensor is asked for).
+fn open_pth(path: &Path) -> Result<candle_core::pickle::PthTensors, HubError> {
+    let bad = |detail: String| HubError::Weights {
+        file: path.to_path_buf(),
+        detail,
+    };
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(path).map_err(|e| HubError::io(path, e))?;
+    let got = f.read(&mut magic).map_err(|e| HubError::io(path, e))?;
+    if got < 4 || &magic != b"PK\x03\x04" {
+        // torch < 1.6 wrote a bare pickle stream (starts with 0x80 0x02).
+        let legacy = got >= 2 && magic[0] == 0x80;
+        return Err(bad(if legacy {
+            "legacy (pre-zip) PyTorch pickle format is not supported; re-save it with \
+             torch >= 1.6 or convert it to safetensors"
+                .into()
+        } else {
+            "not a zip-format PyTorch checkpoint (truncated or corrupt?)".into()
+        }));
+    }
+    // The pickle reader is third-party code parsing untrusted bytes: contain any panic.
+    let p = path.to_path_buf();
+    let res = std::panic::catch_unwind(move || candle_core::pickle::PthTensors::new(&p, None));
+    let pth = match res {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return Err(bad(format!("cannot read PyTorch checkpoint: {e}"))),
+        Err(_) => {
+            return Err(bad(
+                "PyTorch checkpoint reader crashed (corrupt file?)".into()
+            ))
+        }
+    };
+    if pth.tensor_infos().is_empty() {
+        return Err(bad(
+            "no tensors found (expected a state dict saved with torch.save)".into(),
+        ));
+    }
+    Ok(pth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn write_st(path: &Path, tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) {
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .map(|(n, dt, shape, data)| {
+                (
+                    n.to_string(),
+                    safetensors::tensor::TensorView::new(*dt, shape.clone(), data).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize_to_file(views, &None::<HashMap<String, String>>, path).unwrap();
+    }
+
+    #[test]
+    fn validates_good_and_rejects_truncated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("model.safetensors");
+        let data: Vec<u8> = (0..6u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        write_st(&p, &[("a", safetensors::Dtype::F32, vec![2, 3], data)]);
+        validate_safetensors(&p).unwrap();
+        let full = std::fs::read(&p).unwrap();
+        for cut in [0, 5, 8, 12, full.len() - 1] {
+            std::fs::write(&p, &full[..cut]).unwrap();
+            let e = validate_safetensors(&p).unwrap_err().to_string();
+            assert!(e.contains("model.safetensors"), "{e}");
+            assert!(
+                e.contains("truncated") || e.contains("JSON"),
+                "cut {cut}: {e}"
+            );
+        }
+        let mut garbage = full.clone();
+        garbage[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&p, &garbage).unwrap();
+        assert!(validate_safetensors(&p).is_err());
+    }
+
+    #[test]
+    fn rejects_unknown_dtype_and_bad_offsets() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.safetensors");
+        let write_header = |h: &str, data_len: usize| {
+            let mut b = (h.len() as u64).to_le_bytes().to_vec();
+            b.extend_from_slice(h.as_bytes());
+            b.extend(std::iter::repeat_n(0u8, data_len));
+            std::fs::write(&p, b).unwrap();
+        };
+        write_header(
+            r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#,
+            8,
+        );
+        let e = validate_safetensors(&p).unwrap_err().to_string();
+        assert!(e.contains("C64"), "{e}");
+        write_header(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#,
+            8,
+        );
+        let e = validate_safetensors(&p).unwrap_err().to_string();
+        assert!(e.contains("data_offsets"), "{e}");
+        write_header(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+            12,
+        );
+        let e = validate_safetensors(&p).unwrap_err().to_string();
+        assert!(e.contains("overlap"), "{e}");
+    }
+}
