@@ -563,7 +563,7 @@ fn cli_writes_a_model_and_rejects_bad_requests() {
 }
 
 #[test]
-fn tokenizer_fixtures_make_model_dirs_tomtat_can_tokenize() {
+fn tokenizer_fixtures_make_model_dirs_tomtat_can_open() {
     // Every tokenizer fixture with a config.json (tests/fixtures/tokenizers/<name>/): the
     // written directory is a complete model dir whose tokenizer tomtat loads, and every id it
     // produces fits the model's embedding.
@@ -618,6 +618,22 @@ fn tokenizer_fixtures_make_model_dirs_tomtat_can_tokenize() {
                 ids.len() > 3 && ids.iter().all(|&i| (i as usize) < v),
                 "{ids:?}"
             );
+
+            // tomtat's hub layer accepts the directory and maps its weights.
+            let md = tomtat::hub::ModelDir::open_local(out.path())
+                .unwrap_or_else(|e| panic!("{}: {e}", tok_dir.display()));
+            let hub_arch = tomtat::hub::architecture(&md).unwrap();
+            assert_eq!(hub_arch.name(), arch.model_type());
+            let vb =
+                tomtat::hub::load_weights(&md, candle_core::DType::F32, &candle_core::Device::Cpu)
+                    .unwrap();
+            let d = get(&cfg, "d_model");
+            let emb = if matches!(arch, Arch::T5 | Arch::T5v11) {
+                "shared.weight"
+            } else {
+                "model.shared.weight"
+            };
+            assert_eq!(vb.get((v, d), emb).unwrap().dims(), &[v, d]);
             seen += 1;
         }
     }
