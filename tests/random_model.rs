@@ -565,8 +565,8 @@ fn cli_writes_a_model_and_rejects_bad_requests() {
 #[test]
 fn tokenizer_fixtures_make_model_dirs_tomtat_can_open() {
     // Every tokenizer fixture with a config.json (tests/fixtures/tokenizers/<name>/): the
-    // written directory is a complete model dir whose tokenizer tomtat loads, and every id it
-    // produces fits the model's embedding.
+    // written directory is a complete model dir: tomtat's tokenizer loads it and every id it
+    // produces fits the model's embedding; hub::ModelDir opens it and maps its weights.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizers");
     let mut seen = 0;
     for entry in fs::read_dir(&root).unwrap() {
