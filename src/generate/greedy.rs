@@ -2,6 +2,8 @@
 //! logits, then argmax (no softmax: it cannot change the argmax). A row is done at EOS or at
 //! `max_length`; done rows leave the decoder batch.
 
+use rayon::prelude::*;
+
 use super::processors::Scratch;
 use super::{argmax, with_host_logits, GenerateError, Resolved};
 use crate::model::DecoderState;
@@ -25,25 +27,28 @@ pub(crate) fn run(
     let mut feed: Vec<u32> = vec![r.decoder_start; n_sources];
     let mut chosen: Vec<u32> = Vec::with_capacity(n_sources);
     let mut keep: Vec<u32> = Vec::with_capacity(n_sources);
-    let mut row_buf = vec![0f32; vocab];
-    let mut scratch = Scratch::default();
 
     while !active.is_empty() {
         let logits = state.step(&feed)?;
-        chosen.clear();
         with_host_logits(&logits, active.len(), vocab, |data| {
-            for (row, &src) in active.iter().enumerate() {
-                let raw = &data[row * vocab..(row + 1) * vocab];
-                let ids = &seqs[src];
-                let tok = if procs.active_at(ids.len()) {
-                    row_buf.copy_from_slice(raw);
-                    procs.apply(ids, &mut row_buf, &mut scratch);
-                    argmax(&row_buf)
-                } else {
-                    argmax(raw)
-                };
-                chosen.push(tok);
-            }
+            active
+                .par_iter()
+                .zip(data.par_chunks_exact(vocab))
+                .map_init(
+                    || (Vec::new(), Scratch::default()),
+                    |(row_buf, scratch), (&src, raw)| {
+                        let ids = &seqs[src];
+                        if procs.active_at(ids.len()) {
+                            row_buf.clear();
+                            row_buf.extend_from_slice(raw);
+                            procs.apply(ids, row_buf, scratch);
+                            argmax(row_buf)
+                        } else {
+                            argmax(raw)
+                        }
+                    },
+                )
+                .collect_into_vec(&mut chosen);
         })?;
         drop(logits);
 

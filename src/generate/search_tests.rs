@@ -315,8 +315,11 @@ fn finished_sources_leave_the_batch() {
     }
 }
 
+/// History -> (token, logit) entries.
+type Table = Vec<(Vec<u32>, Vec<(u32, f32)>)>;
+
 /// Logits from a table keyed by decoder history; everything else strongly prefers EOS.
-fn table_model(vocab: usize, table: Vec<(Vec<u32>, Vec<(u32, f32)>)>) -> MockModel {
+fn table_model(vocab: usize, table: Table) -> MockModel {
     MockModel::new(
         vocab,
         PAD,
