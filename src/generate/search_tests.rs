@@ -427,3 +427,46 @@ fn empty_batch_and_empty_source() {
         Err(GenerateError::Source { index: 1, .. })
     ));
 }
+
+/// transformers' own generate() on the same hashed mock (scripts/make_generate_mock_fixture.py
+/// computes the mock's logits bit for bit like `MockModel::hashed`): ids must be identical,
+/// for the whole batch and for each source alone.
+#[test]
+fn matches_transformers_on_the_hashed_mock() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/generate_mock_fixture.json"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let (mut total, mut same, mut failures) = (0, 0, Vec::new());
+    for m in doc["models"].as_array().expect("models") {
+        let seed = m["seed"].as_u64().expect("seed");
+        let vocab = m["vocab"].as_u64().expect("vocab") as usize;
+        let srcs: Vec<Vec<u32>> = serde_json::from_value(m["sources"].clone()).expect("sources");
+        let model = MockModel::hashed(vocab, PAD, EOS, seed);
+        for case in m["cases"].as_array().expect("cases") {
+            let cfg: GenerationConfig =
+                serde_json::from_value(case["params"].clone()).expect("params");
+            let want: Vec<Vec<u32>> =
+                serde_json::from_value(case["output_ids"].clone()).expect("ids");
+            let got = generate(&model, &srcs, &cfg, &Device::Cpu).expect("generate");
+            for (i, src) in srcs.iter().enumerate() {
+                total += 1;
+                let one = generate(&model, std::slice::from_ref(src), &cfg, &Device::Cpu)
+                    .expect("generate one");
+                if got[i] == want[i] && one[0] == want[i] {
+                    same += 1;
+                } else {
+                    failures.push(format!(
+                        "seed {seed} {} beams {}: source {i}\n  batch {:?}\n  alone {:?}\n  hf    {:?}",
+                        case["name"], case["params"]["num_beams"], got[i], one[0], want[i]
+                    ));
+                }
+            }
+        }
+    }
+    println!("hashed mock vs transformers: {same}/{total} identical (batch and alone)");
+    assert!(total > 1000);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
