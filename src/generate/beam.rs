@@ -99,6 +99,7 @@ struct Cand {
 
 /// Keeps `top` as the `cap` best `(value, index)` pairs pushed so far, best first; on equal
 /// values the one pushed first ranks first.
+#[inline]
 fn push_top(top: &mut Vec<(f32, usize)>, cap: usize, v: f32, idx: usize) {
     if top.len() == cap {
         match top.last() {
@@ -256,8 +257,23 @@ fn step_item(item: &mut Item, scores: &mut [f32], p: &Params, ctx: &StepCtx) {
     item.top.clear();
     for (b, row) in scores.chunks_exact(vocab).enumerate() {
         let s = item.run_score[b];
+        // Fast path: once the list is full, most values are not above its last entry.
+        let mut floor = item
+            .top
+            .last()
+            .map(|e| e.0)
+            .filter(|_| item.top.len() == p.n_keep);
         for (t, &x) in row.iter().enumerate() {
-            push_top(&mut item.top, p.n_keep, x + s, b * vocab + t);
+            let v = x + s;
+            if let Some(f) = floor {
+                if !ranks_above(v, f) {
+                    continue;
+                }
+            }
+            push_top(&mut item.top, p.n_keep, v, b * vocab + t);
+            if item.top.len() == p.n_keep {
+                floor = item.top.last().map(|e| e.0);
+            }
         }
     }
     item.cands.clear();

@@ -152,6 +152,7 @@ fn argmax(row: &[f32]) -> u32 {
 }
 
 /// Strict "a sorts before b" in a descending top-k where NaN is the largest value.
+#[inline]
 fn ranks_above(a: f32, b: f32) -> bool {
     if a.is_nan() {
         !b.is_nan()

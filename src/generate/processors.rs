@@ -183,13 +183,41 @@ pub fn log_softmax_in_place(scores: &mut [f32]) {
 
 /// `max + ln(sum(exp(x - max)))` of a row: subtracting it gives the log-softmax.
 pub fn log_softmax_shift(scores: &[f32]) -> f32 {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // 8 independent lanes, like torch's vectorized kernel, so the loops vectorize.
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = scores.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = if x > *l || x.is_nan() { x } else { *l };
+        }
+    }
+    let mut max =
+        chunks
+            .remainder()
+            .iter()
+            .chain(&lanes)
+            .copied()
+            .fold(
+                f32::NEG_INFINITY,
+                |m, x| if x > m || x.is_nan() { x } else { m },
+            );
     if !max.is_finite() {
-        // All -inf (or +inf / NaN somewhere): let the arithmetic produce what torch does.
+        // All -inf, +inf or NaN somewhere: let the arithmetic give NaN / -inf like torch.
+        if max.is_nan() {
+            max = f32::NAN;
+        }
         return max;
     }
-    let sum: f64 = scores.iter().map(|&x| ((x - max) as f64).exp()).sum();
-    max + (sum.ln() as f32)
+    let mut sums = [0f32; 8];
+    let mut chunks = scores.chunks_exact(8);
+    for c in &mut chunks {
+        for (s, &x) in sums.iter_mut().zip(c) {
+            *s += (x - max).exp();
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&x| (x - max).exp()).sum();
+    let sum = sums.iter().sum::<f32>() + tail;
+    max + sum.ln()
 }
 
 #[cfg(test)]

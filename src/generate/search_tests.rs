@@ -470,3 +470,54 @@ fn matches_transformers_on_the_hashed_mock() {
     assert!(total > 1000);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Host-side cost of a search step at a realistic vocabulary size (mock logits are a
+/// rotated table): `cargo test --lib bench_host_side -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_host_side() {
+    let vocab = 60000usize;
+    let table: Vec<f32> = (0..vocab as u64)
+        .map(|v| ((mix(v) >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0)
+        .collect();
+    let model = MockModel::new(
+        vocab,
+        PAD,
+        Box::new(move |src, hist| {
+            let off = (mix(src[0] as u64 ^ hist.len() as u64 ^ *hist.last().unwrap() as u64)
+                % vocab as u64) as usize;
+            let mut v = Vec::with_capacity(vocab);
+            v.extend_from_slice(&table[off..]);
+            v.extend_from_slice(&table[..off]);
+            v
+        }),
+    );
+    let srcs = sources(64, 1, 1000);
+    let t = std::time::Instant::now();
+    for _ in 0..5 {
+        let mut data = Vec::new();
+        for r in 0..256u32 {
+            data.extend((model.logits)(&[r], &[1, 2]));
+        }
+        let _ = candle_core::Tensor::from_vec(data, (256, vocab), &Device::Cpu).unwrap();
+    }
+    println!(
+        "mock alone: {:.1} ms per 256-row step",
+        t.elapsed().as_secs_f64() * 1000.0 / 5.0
+    );
+    for k in [1usize, 4] {
+        let cfg = GenerationConfig {
+            num_beams: Some(k),
+            min_new_tokens: Some(20),
+            max_new_tokens: Some(20),
+            bad_words_ids: Some(vec![vec![PAD]]),
+            ..base_cfg()
+        };
+        let t = std::time::Instant::now();
+        generate(&model, &srcs, &cfg, &Device::Cpu).unwrap();
+        println!(
+            "k={k}: {:.1} ms per step (64 sources, vocab {vocab})",
+            t.elapsed().as_secs_f64() * 1000.0 / 20.0
+        );
+    }
+}
