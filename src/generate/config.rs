@@ -274,6 +274,18 @@ impl GenerationConfig {
                 None => m,
             }
         };
+        // The decoder feeds positions 0..max_length-2: a model with learned or sinusoidal
+        // positions cannot go further (transformers would fail there with an index error).
+        let max_length = match self.max_position_embeddings {
+            Some(p) if max_length > p + 1 => {
+                tracing::warn!(
+                    "max_length {max_length} exceeds the model's {p} decoder positions: \
+                     generating at most {p} tokens"
+                );
+                p + 1
+            }
+            _ => max_length,
+        };
         if max_length <= prompt_len {
             return err(format!(
                 "max_length {max_length} leaves no room to generate after the decoder start \
@@ -481,8 +493,13 @@ mod tests {
     fn default_max_length_is_capped_by_positions() {
         let config = json!({"model_type": "marian", "max_position_embeddings": 8,
                             "decoder_start_token_id": 1});
-        let cfg = GenerationConfig::from_json(Some(&json!({})), &config).unwrap();
+        let mut cfg = GenerationConfig::from_json(Some(&json!({})), &config).unwrap();
         assert_eq!(cfg.resolve(10).unwrap().max_length, 8);
+        // Explicit limits beyond the positions stop at the last position.
+        cfg.max_length = Some(512);
+        assert_eq!(cfg.resolve(10).unwrap().max_length, 9);
+        cfg.max_new_tokens = Some(5);
+        assert_eq!(cfg.resolve(10).unwrap().max_length, 6);
     }
 
     #[test]
