@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
+
 /// Exit codes shared by every command.
 pub mod exit {
     /// Everything done.
@@ -44,7 +46,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a seq2seq model's greedy / beam search on token ids from stdin (JSON Lines out).
+    Generate(generate::GenerateArgs),
+}
 
 /// Global options every command may look at.
 #[derive(Debug, Clone, Copy)]
@@ -79,8 +84,9 @@ pub fn main() -> ExitCode {
             .num_threads(n.max(1))
             .build_global();
     }
-    let code: u8 = match cli.command {};
-    #[allow(unreachable_code)]
+    let code: u8 = match cli.command {
+        Command::Generate(args) => generate::run(args, global),
+    };
     ExitCode::from(code)
 }
 
