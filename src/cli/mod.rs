@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
 pub mod models;
 pub mod random_model;
 pub mod split;
@@ -59,6 +60,8 @@ pub enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// List, inspect and download models (Hugging Face Hub, cache, offline mode).
     Models(models::ModelsArgs),
+    /// Run a seq2seq model's greedy / beam search on token ids from stdin (JSON Lines out).
+    Generate(generate::GenerateArgs),
 }
 
 /// Global options every command may look at.
@@ -99,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::RandomModel(a) => random_model::run(a, global),
         Command::Tokenize(a) => tokenize::run(a, global),
         Command::Models(a) => models::run(a, global),
+        Command::Generate(args) => generate::run(args, global),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,291 @@
+//! `tomtat generate`: run a seq2seq model's greedy / beam search over stdin lines.
+//!
+//! One source per input line (with `--ids`: space-separated token ids, used as they are);
+//! one JSON record per input line on stdout, in input order. Lines are decoded in batches
+//! (in input order, up to `--batch-size` sources or a token budget per `generate()` call).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use candle_core::Device;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::{exit, Global};
+use crate::generate::{generate_resolved, GenerationConfig, Resolved};
+use crate::model::Seq2SeqModel;
+
+/// Source tokens per generate() call, beams not counted: bounds the encoder batch.
+const TOKEN_BUDGET: usize = 16_384;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Quantize {
+    None,
+    Q8,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+echo '37 12 5 0' | tomtat generate --model tests/fixtures/models/marian --ids --beams 4\n  \
+tomtat generate --model models/opus-mt-vi-en --ids --max-new-tokens 64 < ids.txt\n\n\
+Output: one JSON record per input line, in order: {\"line\": N, \"ids\": [...]} (generated \
+ids after the decoder start token, EOS included when generated), or {\"line\": N, \
+\"error\": \"...\"}. Defaults come from the model's generation_config.json / config.json.")]
+pub struct GenerateArgs {
+    /// Model directory (config.json, model.safetensors, generation_config.json).
+    #[arg(long, value_name = "DIR|NAME")]
+    pub model: String,
+    /// Input lines are space-separated source token ids, used as they are (no special
+    /// tokens added).
+    #[arg(long)]
+    pub ids: bool,
+    /// Beam size (1 = greedy). Default: the model's num_beams.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub beams: Option<u32>,
+    /// Minimum number of generated tokens (EOS is masked before).
+    #[arg(long, value_name = "N")]
+    pub min_new_tokens: Option<usize>,
+    /// Maximum number of generated tokens.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_new_tokens: Option<u32>,
+    /// Weight quantization.
+    #[arg(long, value_enum, default_value = "none")]
+    pub quantize: Quantize,
+    /// Most sources per generate() call.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+}
+
+pub fn run(args: GenerateArgs, global: Global) -> u8 {
+    match run_inner(&args, global) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::FATAL
+        }
+    }
+}
+
+/// Outcome of one input line.
+enum LineResult {
+    Pending(Vec<u32>),
+    Done(Vec<u32>),
+    Failed(String),
+}
+
+fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
+    if args.quantize == Quantize::Q8 {
+        bail!("--quantize q8 is not implemented yet");
+    }
+    let dir = model_dir(&args.model)?;
+    if !args.ids {
+        bail!(
+            "text input needs the model's tokenizer, which this build cannot load yet; \
+             pass --ids with space-separated token ids"
+        );
+    }
+    let mut cfg = GenerationConfig::from_model_dir(&dir)?;
+    if let Some(k) = args.beams {
+        cfg.num_beams = Some(k as usize);
+    }
+    if let Some(n) = args.min_new_tokens {
+        cfg.min_new_tokens = Some(n);
+    }
+    if let Some(n) = args.max_new_tokens {
+        cfg.max_new_tokens = Some(n as usize);
+    }
+    let device = Device::Cpu;
+    let model = crate::model::load_dir(&dir, &device)
+        .with_context(|| format!("loading model {}", dir.display()))?;
+    let resolved = cfg.resolve(model.vocab_size())?;
+
+    let vocab = model.vocab_size();
+    let mut lines: Vec<LineResult> = Vec::new();
+    let stdin = std::io::stdin();
+    for (i, line) in stdin.lock().split(b'\n').enumerate() {
+        let line = line.context("reading stdin")?;
+        lines.push(match parse_ids_line(&line, vocab) {
+            Ok(ids) => LineResult::Pending(ids),
+            Err(e) => LineResult::Failed(format!("line {}: {e}", i + 1)),
+        });
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed = 0usize;
+    let mut gen_time = Duration::ZERO;
+    let mut n_tokens = 0usize;
+    let mut batch: Vec<usize> = Vec::new();
+    let mut batch_tokens = 0usize;
+    let mut i = 0usize;
+    while i <= lines.len() {
+        let pending_len = match lines.get(i) {
+            Some(LineResult::Pending(ids)) => Some(ids.len()),
+            _ => None,
+        };
+        let flush = match pending_len {
+            Some(len) => {
+                !batch.is_empty()
+                    && (batch.len() >= args.batch_size as usize
+                        || batch_tokens + len > TOKEN_BUDGET)
+            }
+            None => i == lines.len() && !batch.is_empty(),
+        };
+        if flush {
+            gen_time += run_batch(model.as_ref(), &resolved, &device, &mut lines, &batch);
+            batch.clear();
+            batch_tokens = 0;
+            // Everything before the next pending line is final: print it in order.
+            printed = print_ready(&mut out, &lines, printed, i, &mut n_tokens)?;
+        }
+        if let Some(len) = pending_len {
+            batch.push(i);
+            batch_tokens += len;
+        }
+        i += 1;
+    }
+    print_ready(&mut out, &lines, printed, lines.len(), &mut n_tokens)?;
+    out.flush().context("writing stdout")?;
+
+    let failed = lines
+        .iter()
+        .filter(|l| matches!(l, LineResult::Failed(_)))
+        .count();
+    if !global.quiet {
+        let secs = gen_time.as_secs_f64();
+        let rate = if secs > 0.0 {
+            n_tokens as f64 / secs
+        } else {
+            0.0
+        };
+        eprintln!("generate: {n_tokens} tokens in {secs:.3} s ({rate:.1} tok/s)");
+    }
+    Ok(if failed > 0 {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    })
+}
+
+/// Decodes the lines `batch` (all pending) together; if the batch fails, each line alone,
+/// so that one bad line does not take the others down. Returns the generation time.
+fn run_batch(
+    model: &dyn Seq2SeqModel,
+    r: &Resolved,
+    device: &Device,
+    lines: &mut [LineResult],
+    batch: &[usize],
+) -> Duration {
+    let sources: Vec<Vec<u32>> = batch
+        .iter()
+        .map(|&i| match &lines[i] {
+            LineResult::Pending(ids) => ids.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let start = Instant::now();
+    let result = generate_resolved(model, &sources, r, device);
+    let mut elapsed = start.elapsed();
+    match result {
+        Ok(outs) => {
+            for (&i, ids) in batch.iter().zip(outs) {
+                lines[i] = LineResult::Done(ids);
+            }
+        }
+        Err(batch_err) => {
+            tracing::warn!(
+                "batch of {} lines failed ({batch_err}); retrying one by one",
+                batch.len()
+            );
+            for (&i, src) in batch.iter().zip(sources) {
+                let start = Instant::now();
+                let one = generate_resolved(model, std::slice::from_ref(&src), r, device);
+                elapsed += start.elapsed();
+                lines[i] = match one {
+                    Ok(mut v) => LineResult::Done(v.pop().unwrap_or_default()),
+                    Err(e) => LineResult::Failed(format!("line {}: {e}", i + 1)),
+                };
+            }
+        }
+    }
+    elapsed
+}
+
+/// Prints the records of lines `from..to` (all final) and returns `to`.
+fn print_ready(
+    out: &mut impl Write,
+    lines: &[LineResult],
+    from: usize,
+    to: usize,
+    n_tokens: &mut usize,
+) -> anyhow::Result<usize> {
+    for (i, line) in lines.iter().enumerate().take(to).skip(from) {
+        let record = match line {
+            LineResult::Done(ids) => {
+                *n_tokens += ids.len();
+                json!({"line": i + 1, "ids": ids})
+            }
+            LineResult::Failed(msg) => {
+                eprintln!("error: {msg}");
+                json!({"line": i + 1, "error": msg})
+            }
+            LineResult::Pending(_) => return Err(anyhow!("internal: line {} not decoded", i + 1)),
+        };
+        writeln!(out, "{record}").context("writing stdout")?;
+    }
+    Ok(to.max(from))
+}
+
+fn parse_ids_line(line: &[u8], vocab: usize) -> Result<Vec<u32>, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_string())?;
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    let mut ids = Vec::new();
+    for tok in text.split_whitespace() {
+        let id: u32 = tok
+            .parse()
+            .map_err(|_| format!("{tok:?} is not a token id"))?;
+        if id as usize >= vocab {
+            return Err(format!(
+                "token id {id} is outside the vocabulary (size {vocab})"
+            ));
+        }
+        ids.push(id);
+    }
+    if ids.is_empty() {
+        return Err("empty line (no source tokens)".into());
+    }
+    Ok(ids)
+}
+
+fn model_dir(model: &str) -> anyhow::Result<PathBuf> {
+    let p = Path::new(model);
+    if p.is_dir() {
+        return Ok(p.to_path_buf());
+    }
+    if p.exists() {
+        bail!("--model {model}: not a directory");
+    }
+    bail!(
+        "--model {model}: no such directory (loading models by Hub name is not available \
+         in this build yet)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_id_lines() {
+        assert_eq!(parse_ids_line(b"3 4  5\r", 10), Ok(vec![3, 4, 5]));
+        assert!(parse_ids_line(b"", 10).is_err());
+        assert!(parse_ids_line(b"   ", 10).is_err());
+        assert!(parse_ids_line(b"3 x", 10).is_err());
+        assert!(parse_ids_line(b"3 -1", 10).is_err());
+        assert!(parse_ids_line(b"3 10", 10).is_err());
+        assert!(parse_ids_line(&[0xff, b'3'], 10).is_err());
+    }
+}

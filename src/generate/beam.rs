@@ -1,0 +1,388 @@
+//! Beam search with the bookkeeping of transformers 5.x `_beam_search` (vectorized beam
+//! search, no `BeamScorer`), per source:
+//!
+//! - scores: log_softmax of the logits, then the processors, plus the beam's running score;
+//! - the top `max(2, 1 + n_eos) * K` candidates over all `K * vocab` continuations;
+//! - a candidate "hits" when its token is an EOS or the length reaches `max_length`;
+//! - running beams: the top K candidates after adding -1e9 to the hits;
+//! - finished hypotheses: only hits among the top K candidates may enter, scored
+//!   `sum_logprobs / generated_len ** length_penalty` (generated_len counts the new token,
+//!   not the decoder start), merged with the K finished so far, best K kept;
+//! - a source is done when max_length is reached, when `early_stopping=true` and its K
+//!   slots are finished, or when the early-stop heuristic says no running beam can beat the
+//!   worst finished one. transformers keeps a done source in the batch until the whole batch
+//!   stops, but nothing can change its finished set any more, so we drop its rows instead.
+//!
+//! All float arithmetic is f32 in the same order as transformers' tensor ops (including the
+//! -1e9 penalties), so that ties and near-ties resolve the same way.
+
+use rayon::prelude::*;
+
+use super::processors::{log_softmax_shift, Scratch};
+use super::{ranks_above, with_host_logits, EarlyStopping, GenerateError, Resolved};
+use crate::model::DecoderState;
+
+const NEG_1E9: f32 = -1.0e9;
+
+/// Per-source beam state. Token buffers are `K * max_length`, one slot per hypothesis, the
+/// decoder start token included; running hypotheses all have the current length.
+struct Item {
+    src: usize,
+    run_tok: Vec<u32>,
+    run_score: Vec<f32>,
+    fin_tok: Vec<u32>,
+    fin_len: Vec<usize>,
+    fin_score: Vec<f32>,
+    fin_done: Vec<bool>,
+    /// transformers' `is_early_stop_heuristic_unsatisfied` (sticky once false).
+    unsatisfied: bool,
+    /// Nothing can change this source's finished hypotheses any more.
+    done: bool,
+    // Per-step scratch, kept so that a step allocates nothing.
+    top: Vec<(f32, usize)>,
+    cands: Vec<Cand>,
+    sel: Vec<(f32, usize)>,
+    merged: Vec<(f32, usize)>,
+    did_finish: Vec<bool>,
+    scratch: Scratch,
+    // Double buffers for the next step (swapped, never reallocated).
+    run_tok_next: Vec<u32>,
+    run_score_next: Vec<f32>,
+    fin_tok_next: Vec<u32>,
+    fin_len_next: Vec<usize>,
+    fin_score_next: Vec<f32>,
+    fin_done_next: Vec<bool>,
+}
+
+impl Item {
+    fn new(src: usize, k: usize, max_len: usize, start: u32, n_keep: usize) -> Self {
+        let mut run_tok = vec![0u32; k * max_len];
+        for b in 0..k {
+            run_tok[b * max_len] = start;
+        }
+        let mut run_score = vec![NEG_1E9; k];
+        // Only the first beam is live at the start, so the K copies don't pick the same tokens.
+        run_score[0] = 0.0;
+        Item {
+            src,
+            fin_tok: run_tok.clone(),
+            fin_len: vec![1; k],
+            fin_score: vec![NEG_1E9; k],
+            fin_done: vec![false; k],
+            unsatisfied: true,
+            done: false,
+            top: Vec::with_capacity(n_keep + 1),
+            cands: Vec::with_capacity(n_keep),
+            sel: Vec::with_capacity(k + 1),
+            merged: Vec::with_capacity(k + 1),
+            did_finish: Vec::with_capacity(n_keep),
+            scratch: Scratch::default(),
+            run_tok_next: run_tok.clone(),
+            run_score_next: run_score.clone(),
+            fin_tok_next: run_tok.clone(),
+            fin_len_next: vec![1; k],
+            fin_score_next: vec![NEG_1E9; k],
+            fin_done_next: vec![false; k],
+            run_tok,
+            run_score,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Cand {
+    value: f32,
+    beam: usize,
+    token: u32,
+    hit: bool,
+}
+
+/// Keeps `top` as the `cap` best `(value, index)` pairs pushed so far, best first; on equal
+/// values the one pushed first ranks first.
+#[inline]
+fn push_top(top: &mut Vec<(f32, usize)>, cap: usize, v: f32, idx: usize) {
+    if top.len() == cap {
+        match top.last() {
+            Some(&(last, _)) if !ranks_above(v, last) => return,
+            None => return,
+            _ => {}
+        }
+        top.pop();
+    }
+    let pos = top
+        .iter()
+        .position(|&(x, _)| ranks_above(v, x))
+        .unwrap_or(top.len());
+    top.insert(pos, (v, idx));
+}
+
+/// Step-invariant parameters of one search.
+struct Params<'a> {
+    k: usize,
+    ml: usize,
+    vocab: usize,
+    n_keep: usize,
+    es: EarlyStopping,
+    eos: &'a [u32],
+    procs: &'a super::processors::Processors,
+}
+
+/// Per-step values shared by all sources.
+struct StepCtx {
+    cur_len: usize,
+    max_reached: bool,
+    /// `generated_len ** length_penalty` of a hypothesis ending with this step's token.
+    denom: f32,
+    /// Same for the length the early-stop heuristic assumes for the best running beam.
+    hyp_denom: f32,
+}
+
+pub(crate) fn run(
+    state: &mut dyn DecoderState,
+    n_sources: usize,
+    r: &Resolved,
+    vocab: usize,
+) -> Result<Vec<Vec<u32>>, GenerateError> {
+    let k = r.num_beams;
+    let ml = r.max_length;
+    let lp = r.length_penalty;
+    let n_keep = 2usize.max(1 + r.eos.len()) * k;
+    if n_keep > k * vocab {
+        return Err(GenerateError::Config(format!(
+            "beam search keeps {n_keep} candidates per step but there are only {} \
+             (num_beams {k} x vocabulary {vocab})",
+            k * vocab
+        )));
+    }
+    let p = Params {
+        k,
+        ml,
+        vocab,
+        n_keep,
+        es: r.early_stopping,
+        eos: &r.eos,
+        procs: &r.processors,
+    };
+
+    let expand: Vec<u32> = (0..n_sources as u32)
+        .flat_map(|s| std::iter::repeat_n(s, k))
+        .collect();
+    state.select_rows(&expand)?;
+
+    let mut active: Vec<Item> = (0..n_sources)
+        .map(|s| Item::new(s, k, ml, r.decoder_start, n_keep))
+        .collect();
+    let mut results: Vec<Vec<u32>> = vec![Vec::new(); n_sources];
+    let mut feed: Vec<u32> = vec![r.decoder_start; n_sources * k];
+    let mut lp_buf: Vec<f32> = Vec::new();
+    let mut parents: Vec<u32> = Vec::with_capacity(n_sources * k);
+    let mut cur_len = 1usize;
+
+    while !active.is_empty() {
+        let rows = active.len() * k;
+        let logits = state.step(&feed)?;
+        lp_buf.resize(rows * vocab, 0.0);
+        if logits.device().is_cpu() {
+            // The one copy of the step's logits: log_softmax straight into the host buffer.
+            with_host_logits(&logits, rows, vocab, |data| {
+                data.par_chunks_exact(vocab)
+                    .zip(lp_buf.par_chunks_exact_mut(vocab))
+                    .for_each(|(raw, out)| {
+                        let shift = log_softmax_shift(raw);
+                        for (o, &x) in out.iter_mut().zip(raw) {
+                            *o = x - shift;
+                        }
+                    });
+            })?;
+        } else {
+            // On an accelerator, normalize there and bring back the result only.
+            let lsm = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
+            with_host_logits(&lsm, rows, vocab, |data| lp_buf.copy_from_slice(data))?;
+        }
+        drop(logits);
+
+        let ctx = StepCtx {
+            cur_len,
+            max_reached: cur_len + 1 >= ml,
+            denom: (cur_len as f64).powf(lp) as f32,
+            hyp_denom: {
+                let len = if p.es == EarlyStopping::Never && lp > 0.0 {
+                    ml - 1
+                } else {
+                    cur_len
+                };
+                (len as f64).powf(lp) as f32
+            },
+        };
+        active
+            .par_iter_mut()
+            .zip(lp_buf.par_chunks_exact_mut(k * vocab))
+            .for_each(|(item, scores)| step_item(item, scores, &p, &ctx));
+
+        parents.clear();
+        feed.clear();
+        for (ii, item) in active.iter().enumerate() {
+            if item.done {
+                let len = item.fin_len[0];
+                results[item.src] = item.fin_tok[1..len].to_vec();
+            } else {
+                for &(_, ci) in &item.sel {
+                    let c = item.cands[ci];
+                    parents.push((ii * k + c.beam) as u32);
+                    feed.push(c.token);
+                }
+            }
+        }
+        active.retain(|item| !item.done);
+        cur_len += 1;
+        if active.is_empty() {
+            break;
+        }
+        state.select_rows(&parents)?;
+    }
+    Ok(results)
+}
+
+/// One beam-search step of one source; `scores` are its K rows of log-probabilities.
+fn step_item(item: &mut Item, scores: &mut [f32], p: &Params, ctx: &StepCtx) {
+    let (k, ml, vocab, cur_len) = (p.k, p.ml, p.vocab, ctx.cur_len);
+    if p.procs.active_at(cur_len) {
+        for (b, row) in scores.chunks_exact_mut(vocab).enumerate() {
+            let ids = &item.run_tok[b * ml..b * ml + cur_len];
+            p.procs.apply(ids, row, &mut item.scratch);
+        }
+    }
+
+    // a. top candidates over all beams' continuations
+    item.top.clear();
+    for (b, row) in scores.chunks_exact(vocab).enumerate() {
+        let s = item.run_score[b];
+        // Fast path: once the list is full, most values are not above its last entry.
+        let mut floor = item
+            .top
+            .last()
+            .map(|e| e.0)
+            .filter(|_| item.top.len() == p.n_keep);
+        for (t, &x) in row.iter().enumerate() {
+            let v = x + s;
+            if let Some(f) = floor {
+                if !ranks_above(v, f) {
+                    continue;
+                }
+            }
+            push_top(&mut item.top, p.n_keep, v, b * vocab + t);
+            if item.top.len() == p.n_keep {
+                floor = item.top.last().map(|e| e.0);
+            }
+        }
+    }
+    item.cands.clear();
+    for &(value, idx) in &item.top {
+        let token = (idx % vocab) as u32;
+        item.cands.push(Cand {
+            value,
+            beam: idx / vocab,
+            token,
+            hit: ctx.max_reached || p.eos.contains(&token),
+        });
+    }
+
+    // b. running beams for the next step: hits pushed down by 1e9
+    item.sel.clear();
+    for (i, c) in item.cands.iter().enumerate() {
+        let key = c.value + if c.hit { NEG_1E9 } else { 0.0 };
+        push_top(&mut item.sel, k, key, i);
+    }
+
+    // c. finished hypotheses: merge the top-K hits into the K best so far
+    let full = p.es == EarlyStopping::True && item.fin_done.iter().all(|&d| d);
+    item.merged.clear();
+    for slot in 0..k {
+        push_top(&mut item.merged, k, item.fin_score[slot], slot);
+    }
+    item.did_finish.clear();
+    for (i, c) in item.cands.iter().enumerate() {
+        let did = c.hit && i < k;
+        item.did_finish.push(did);
+        let mut fs = c.value / ctx.denom;
+        if full {
+            fs += NEG_1E9;
+        }
+        if !item.unsatisfied {
+            fs += NEG_1E9;
+        }
+        if !did {
+            fs += NEG_1E9;
+        }
+        push_top(&mut item.merged, k, fs, k + i);
+    }
+    for (j, &(score, idx)) in item.merged.iter().enumerate() {
+        let dst = &mut item.fin_tok_next[j * ml..(j + 1) * ml];
+        if idx < k {
+            let len = item.fin_len[idx];
+            dst[..len].copy_from_slice(&item.fin_tok[idx * ml..idx * ml + len]);
+            item.fin_len_next[j] = len;
+            item.fin_done_next[j] = item.fin_done[idx];
+        } else {
+            let c = item.cands[idx - k];
+            dst[..cur_len].copy_from_slice(&item.run_tok[c.beam * ml..c.beam * ml + cur_len]);
+            dst[cur_len] = c.token;
+            item.fin_len_next[j] = cur_len + 1;
+            item.fin_done_next[j] = item.did_finish[idx - k];
+        }
+        item.fin_score_next[j] = score;
+    }
+    std::mem::swap(&mut item.fin_tok, &mut item.fin_tok_next);
+    std::mem::swap(&mut item.fin_len, &mut item.fin_len_next);
+    std::mem::swap(&mut item.fin_score, &mut item.fin_score_next);
+    std::mem::swap(&mut item.fin_done, &mut item.fin_done_next);
+
+    // d. new running hypotheses
+    for (j, &(key, ci)) in item.sel.iter().enumerate() {
+        let c = item.cands[ci];
+        let dst = &mut item.run_tok_next[j * ml..(j + 1) * ml];
+        dst[..cur_len].copy_from_slice(&item.run_tok[c.beam * ml..c.beam * ml + cur_len]);
+        dst[cur_len] = c.token;
+        item.run_score_next[j] = key;
+    }
+    std::mem::swap(&mut item.run_tok, &mut item.run_tok_next);
+    std::mem::swap(&mut item.run_score, &mut item.run_score_next);
+
+    // e. early-stop heuristic: can the best running beam still beat the worst finished?
+    let best = item.run_score[0] / ctx.hyp_denom;
+    let worst =
+        item.fin_score.iter().copied().fold(
+            f32::INFINITY,
+            |a, b| if b < a || b.is_nan() { b } else { a },
+        );
+    let improvable = item
+        .fin_done
+        .iter()
+        .any(|&d| best > if d { worst } else { NEG_1E9 });
+    item.unsatisfied &= improvable;
+
+    item.done = ctx.max_reached
+        || !item.unsatisfied
+        || (p.es == EarlyStopping::True && item.fin_done.iter().all(|&d| d));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_top_keeps_best_first_and_first_on_ties() {
+        let mut top = Vec::new();
+        for (i, v) in [1.0, 5.0, 3.0, 5.0, 0.0, 4.0, 3.0].iter().enumerate() {
+            push_top(&mut top, 4, *v, i);
+        }
+        assert_eq!(top, vec![(5.0, 1), (5.0, 3), (4.0, 5), (3.0, 2)]);
+        let mut top = Vec::new();
+        push_top(&mut top, 2, f32::NEG_INFINITY, 0);
+        push_top(&mut top, 2, f32::NAN, 1);
+        push_top(&mut top, 2, 1.0, 2);
+        assert_eq!(top.len(), 2);
+        assert!(top[0].0.is_nan());
+        assert_eq!(top[1], (1.0, 2));
+    }
+}
