@@ -236,6 +236,8 @@ impl Seq2SeqModel for Transformer {
         Ok(Box::new(IncrementalDecoder::new(self, enc, max_len)?))
     }
 
+    // The logits' width is the decoder's vocabulary (Marian may differ from the encoder's).
+    #[allow(clippy::misnamed_getters)]
     fn vocab_size(&self) -> usize {
         self.config.decoder_vocab_size
     }
