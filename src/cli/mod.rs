@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod generate;
 pub mod models;
 pub mod random_model;
+pub mod run;
 pub mod split;
 pub mod tokenize;
 
@@ -51,6 +52,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Translate and summarize: Vietnamese articles in, English articles and briefs out.
+    Run(run::RunArgs),
+    /// Translate articles to English (sentence by sentence, paragraphs kept).
+    Translate(run::RunArgs),
+    /// Summarize articles into briefs (English input, or Vietnamese with a Vietnamese model).
+    Summarize(run::RunArgs),
     /// Split articles into paragraphs and sentences (with character offsets).
     Split(split::SplitArgs),
     /// Write a random-weight model of a real shape in the Hub file layout (for tests/benches).
@@ -98,6 +105,9 @@ pub fn main() -> ExitCode {
             .build_global();
     }
     let code: u8 = match cli.command {
+        Command::Run(a) => run::run(a, crate::pipeline::Stages::Both, global),
+        Command::Translate(a) => run::run(a, crate::pipeline::Stages::Translate, global),
+        Command::Summarize(a) => run::run(a, crate::pipeline::Stages::Summarize, global),
         Command::Split(a) => split::run(a, global),
         Command::RandomModel(a) => random_model::run(a, global),
         Command::Tokenize(a) => tokenize::run(a, global),

@@ -82,7 +82,10 @@ pub enum OrderArg {
 
 fn parse_range(s: &str) -> Result<(usize, usize), String> {
     let (a, b) = s.split_once('-').ok_or("expected MIN-MAX, e.g. 40-80")?;
-    let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| "MIN is not a number")?, b.trim().parse().map_err(|_| "MAX is not a number")?);
+    let (a, b): (usize, usize) = (
+        a.trim().parse().map_err(|_| "MIN is not a number")?,
+        b.trim().parse().map_err(|_| "MAX is not a number")?,
+    );
     if a > b || b == 0 {
         return Err("need 0 <= MIN <= MAX and MAX > 0".into());
     }
@@ -91,7 +94,10 @@ fn parse_range(s: &str) -> Result<(usize, usize), String> {
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
-    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| "I is not a number")?, n.trim().parse().map_err(|_| "N is not a number")?);
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| "I is not a number")?,
+        n.trim().parse().map_err(|_| "N is not a number")?,
+    );
     if n == 0 || i >= n {
         return Err("need 0 <= I < N".into());
     }
@@ -102,7 +108,11 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 /// appending continues a well-formed file.
 fn resume_ids(path: &Path) -> std::io::Result<HashSet<String>> {
     let mut ids = HashSet::new();
-    let Ok(mut f) = std::fs::OpenOptions::new().read(true).write(true).open(path) else {
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    else {
         return Ok(ids);
     };
     let mut good_len = 0u64;
@@ -137,7 +147,13 @@ fn resume_ids(path: &Path) -> std::io::Result<HashSet<String>> {
 fn safe_file_name(id: &str) -> String {
     let s: String = id
         .chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() || s.starts_with('.') {
         format!("_{s}")
@@ -178,7 +194,9 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     };
     let engine_opts = EngineOptions {
         device: args.device.clone(),
-        offline: args.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+        offline: args.offline
+            || std::env::var("HF_HUB_OFFLINE")
+                .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
         quiet: g.quiet,
         threads: g.threads,
         workers: opts.workers,
@@ -201,7 +219,11 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     } else {
         None
     };
-    let sm_default = if summarize_first { DEFAULT_VI_SUMMARIZER } else { DEFAULT_SUMMARIZER };
+    let sm_default = if summarize_first {
+        DEFAULT_VI_SUMMARIZER
+    } else {
+        DEFAULT_SUMMARIZER
+    };
     let summarizer = if need_sm {
         match load(args.summarizer.as_ref(), sm_default, "summarizer") {
             Ok(e) => Some(e),
@@ -251,7 +273,12 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     // Read everything first (articles are small) so the progress bar knows the total.
     let mut stats = Stats::default();
     let mut docs: Vec<Document> = Vec::new();
-    for d in io::documents(&args.inputs, ReadOptions { max_article_bytes: args.max_article_bytes }) {
+    for d in io::documents(
+        &args.inputs,
+        ReadOptions {
+            max_article_bytes: args.max_article_bytes,
+        },
+    ) {
         match d {
             Ok(d) => {
                 if let Some((i, n)) = args.shard {
@@ -277,8 +304,10 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} articles, {msg} (ETA {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} articles, {msg} (ETA {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let tr = translator.as_ref().map(|e| e as &dyn TextGenerator);
     let sm = summarizer.as_ref().map(|e| e as &dyn TextGenerator);
@@ -335,7 +364,10 @@ mod tests {
         std::fs::write(&p, "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\",\"tra").unwrap();
         let ids = resume_ids(&p).unwrap();
         assert_eq!(ids.len(), 2);
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\"}\n"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! Model work goes through the [`TextGenerator`] trait, so the orchestration here is tested
 //! with a mock generator and runs the real models through [`engine::Engine`].
 
+pub mod engine;
 pub mod report;
 pub mod summarize;
 pub mod translate;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::translate::{round, run_units, split_to_fit, Unit};
+use super::translate::{round, run_units, split_to_fit, Unit, UnitOutput};
 use super::{report::Stats, ArticleResult, Lengths, Options, TextGenerator};
 
 /// Reduce rounds before giving up on an article (each round at least halves the text).
@@ -143,18 +143,48 @@ pub fn summarize_docs(
         if units.is_empty() {
             break;
         }
-        // A document whose text is one chunk gets its final summary in this round; partial
-        // summaries are capped at half the window so every round shrinks the text.
-        let outs = run_units(&units, model, opts, &|members: &[&Unit]| {
-            if members.iter().all(|u| n_chunks[u.doc] == 1) {
-                final_lengths.unwrap_or_default()
-            } else {
-                Lengths {
-                    min_new_tokens: None,
-                    max_new_tokens: Some((window / 2).max(8)),
-                }
+        // A document whose text is one chunk gets its final summary in this round. Partial
+        // summaries of a document in n chunks get at most window / 2n tokens each (at least
+        // 16), so the joined partials fit in about half a window and every round shrinks the
+        // text geometrically, whatever the model writes.
+        let (finals, partials): (Vec<usize>, Vec<usize>) =
+            (0..units.len()).partition(|&i| n_chunks[units[i].doc] == 1);
+        let mut outs: Vec<Option<UnitOutput>> = (0..units.len()).map(|_| None).collect();
+        for (group, is_final) in [(finals, true), (partials, false)] {
+            if group.is_empty() {
+                continue;
             }
-        });
+            let members: Vec<Unit> = group
+                .iter()
+                .map(|&i| Unit {
+                    doc: units[i].doc,
+                    sent: units[i].sent,
+                    ids: units[i].ids.clone(),
+                })
+                .collect();
+            let res = run_units(&members, model, opts, &|batch: &[&Unit]| {
+                if is_final {
+                    final_lengths.unwrap_or_default()
+                } else {
+                    let cap = batch
+                        .iter()
+                        .map(|u| (window / (2 * n_chunks[u.doc].max(1))).max(16))
+                        .min()
+                        .unwrap_or(16);
+                    Lengths {
+                        min_new_tokens: None,
+                        max_new_tokens: Some(cap),
+                    }
+                }
+            });
+            for (&i, r) in group.iter().zip(res) {
+                outs[i] = Some(r);
+            }
+        }
+        let outs: Vec<UnitOutput> = outs
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err("not run".into())))
+            .collect();
         let mut partial: Vec<Vec<String>> = vec![Vec::new(); english.len()];
         for (u, out) in units.iter().zip(outs) {
             match out {
