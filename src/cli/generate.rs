@@ -5,7 +5,6 @@
 //! (in input order, up to `--batch-size` sources or a token budget per `generate()` call).
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -80,13 +79,22 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
     if args.quantize == Quantize::Q8 {
         bail!("--quantize q8 is not implemented yet");
     }
-    let dir = model_dir(&args.model)?;
-    if !args.ids {
-        bail!(
-            "text input needs the model's tokenizer, which this build cannot load yet; \
-             pass --ids with space-separated token ids"
-        );
+    let mut hub_opts = crate::hub::HubOptions::from_env();
+    hub_opts.progress = !global.quiet;
+    let local = std::path::Path::new(&args.model);
+    let mdir = if args.ids && local.is_dir() {
+        crate::hub::ModelDir::open_local_without_tokenizer(local)
+    } else {
+        crate::hub::resolve(&args.model, &hub_opts).map(|r| r.1)
     }
+    .with_context(|| format!("--model {}", args.model))?;
+    let dir = mdir.root.clone();
+    // Text input goes through the model's own tokenizer; --ids bypasses it.
+    let tokenizer = if args.ids {
+        None
+    } else {
+        Some(crate::tokenize::Tokenizer::from_dir(&dir)?)
+    };
     let mut cfg = GenerationConfig::from_model_dir(&dir)?;
     if let Some(k) = args.beams {
         cfg.num_beams = Some(k as usize);
@@ -98,7 +106,9 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
         cfg.max_new_tokens = Some(n as usize);
     }
     let device = Device::Cpu;
-    let model = crate::model::load_dir(&dir, &device)
+    let vb = crate::hub::load_weights(&mdir, candle_core::DType::F32, &device)?;
+    let config = crate::hub::read_config(&mdir)?;
+    let model = crate::model::from_config(&config, vb)
         .with_context(|| format!("loading model {}", dir.display()))?;
     let resolved = cfg.resolve(model.vocab_size())?;
 
@@ -107,7 +117,11 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
     let stdin = std::io::stdin();
     for (i, line) in stdin.lock().split(b'\n').enumerate() {
         let line = line.context("reading stdin")?;
-        lines.push(match parse_ids_line(&line, vocab) {
+        let parsed = match &tokenizer {
+            None => parse_ids_line(&line, vocab),
+            Some(tok) => parse_text_line(&line, tok),
+        };
+        lines.push(match parsed {
             Ok(ids) => LineResult::Pending(ids),
             Err(e) => LineResult::Failed(format!("line {}: {e}", i + 1)),
         });
@@ -139,7 +153,14 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
             batch.clear();
             batch_tokens = 0;
             // Everything before the next pending line is final: print it in order.
-            printed = print_ready(&mut out, &lines, printed, i, &mut n_tokens)?;
+            printed = print_ready(
+                &mut out,
+                &lines,
+                printed,
+                i,
+                &mut n_tokens,
+                tokenizer.as_ref(),
+            )?;
         }
         if let Some(len) = pending_len {
             batch.push(i);
@@ -147,7 +168,14 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
         }
         i += 1;
     }
-    print_ready(&mut out, &lines, printed, lines.len(), &mut n_tokens)?;
+    print_ready(
+        &mut out,
+        &lines,
+        printed,
+        lines.len(),
+        &mut n_tokens,
+        tokenizer.as_ref(),
+    )?;
     out.flush().context("writing stdout")?;
 
     let failed = lines
@@ -221,12 +249,17 @@ fn print_ready(
     from: usize,
     to: usize,
     n_tokens: &mut usize,
+    tokenizer: Option<&crate::tokenize::Tokenizer>,
 ) -> anyhow::Result<usize> {
     for (i, line) in lines.iter().enumerate().take(to).skip(from) {
         let record = match line {
             LineResult::Done(ids) => {
                 *n_tokens += ids.len();
-                json!({"line": i + 1, "ids": ids})
+                match tokenizer.map(|t| t.decode(ids, true)) {
+                    None => json!({"line": i + 1, "ids": ids}),
+                    Some(Ok(text)) => json!({"line": i + 1, "ids": ids, "text": text}),
+                    Some(Err(e)) => json!({"line": i + 1, "ids": ids, "error": e.to_string()}),
+                }
             }
             LineResult::Failed(msg) => {
                 eprintln!("error: {msg}");
@@ -237,6 +270,15 @@ fn print_ready(
         writeln!(out, "{record}").context("writing stdout")?;
     }
     Ok(to.max(from))
+}
+
+fn parse_text_line(line: &[u8], tok: &crate::tokenize::Tokenizer) -> Result<Vec<u32>, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_string())?;
+    let text = crate::text::normalize(text.strip_suffix('\r').unwrap_or(text));
+    if text.trim().is_empty() {
+        return Err("empty line (no text)".into());
+    }
+    tok.encode(&text).map_err(|e| e.to_string())
 }
 
 fn parse_ids_line(line: &[u8], vocab: usize) -> Result<Vec<u32>, String> {
@@ -258,20 +300,6 @@ fn parse_ids_line(line: &[u8], vocab: usize) -> Result<Vec<u32>, String> {
         return Err("empty line (no source tokens)".into());
     }
     Ok(ids)
-}
-
-fn model_dir(model: &str) -> anyhow::Result<PathBuf> {
-    let p = Path::new(model);
-    if p.is_dir() {
-        return Ok(p.to_path_buf());
-    }
-    if p.exists() {
-        bail!("--model {model}: not a directory");
-    }
-    bail!(
-        "--model {model}: no such directory (loading models by Hub name is not available \
-         in this build yet)"
-    )
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// written as each job batch completes.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub batch_articles: usize,
+    /// Beam size for both models (1 = greedy, fastest); default: each model's own.
+    #[arg(long, value_name = "K")]
+    pub beams: Option<usize>,
     /// Brief length in words, e.g. 40-80.
     #[arg(long, value_name = "MIN-MAX", value_parser = parse_range)]
     pub summary_words: Option<(usize, usize)>,
@@ -200,6 +203,7 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         quiet: g.quiet,
         threads: g.threads,
         workers: opts.workers,
+        beams: args.beams,
     };
     let summarize_first = opts.order == Order::SummarizeFirst && stages == Stages::Both;
     let need_tr = matches!(stages, Stages::Translate | Stages::Both);

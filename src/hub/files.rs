@@ -298,6 +298,16 @@ fn first_missing_tokenizer_file(arch: Arch, tok: &TokenizerFiles) -> &'static st
 /// snapshot). Needs config.json (with a supported architecture), a tokenizer for that
 /// architecture and weights.
 pub(crate) fn select_on_disk(dir: &Path, origin: &Origin) -> Result<ModelFiles, HubError> {
+    select_on_disk_with(dir, origin, true)
+}
+
+/// [`select_on_disk`]; `need_tokenizer: false` accepts a directory without tokenizer files
+/// (running a model on token ids needs none).
+pub(crate) fn select_on_disk_with(
+    dir: &Path,
+    origin: &Origin,
+    need_tokenizer: bool,
+) -> Result<ModelFiles, HubError> {
     let config = dir.join(CONFIG);
     if !config.is_file() {
         return Err(origin.missing(dir, CONFIG, format!("missing {CONFIG}")));
@@ -314,7 +324,7 @@ pub(crate) fn select_on_disk(dir: &Path, origin: &Origin) -> Result<ModelFiles, 
             }
         }
     }
-    if let Some(detail) = check_tokenizer(arch, &tokenizer) {
+    if let Some(detail) = check_tokenizer(arch, &tokenizer).filter(|_| need_tokenizer) {
         let file = first_missing_tokenizer_file(arch, &tokenizer);
         return Err(origin.missing(dir, file, detail));
     }

@@ -144,6 +144,19 @@ impl ModelDir {
         })
     }
 
+    /// [`open_local`](Self::open_local) for running on token ids: tokenizer files may be
+    /// missing.
+    pub fn open_local_without_tokenizer(dir: &Path) -> Result<Self, HubError> {
+        let files = files::select_on_disk_with(dir, &files::Origin::Local, false)?;
+        Ok(ModelDir {
+            root: dir.to_path_buf(),
+            repo: None,
+            revision: None,
+            commit: None,
+            files,
+        })
+    }
+
     /// `repo@revision` (or the directory) for messages.
     pub fn display_name(&self) -> String {
         match (&self.repo, &self.revision) {

@@ -17,6 +17,8 @@ pub struct EngineOptions {
     pub quiet: bool,
     pub threads: Option<usize>,
     pub workers: usize,
+    /// Overrides the models' own beam size (1 = greedy).
+    pub beams: Option<usize>,
 }
 
 impl Default for EngineOptions {
@@ -27,6 +29,7 @@ impl Default for EngineOptions {
             quiet: true,
             threads: None,
             workers: 1,
+            beams: None,
         }
     }
 }
@@ -90,6 +93,9 @@ impl Engine {
             .map_err(|e| PipelineError::Model(e.to_string()))?;
         if let Some(m) = &manifest {
             apply_manifest(&mut gen, m, &tokenizer)?;
+        }
+        if let Some(k) = opts.beams {
+            gen.num_beams = Some(k.max(1));
         }
         let prefix = match &manifest {
             Some(m) => m.prefix.clone(),
