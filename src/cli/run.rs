@@ -290,10 +290,6 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
                         continue;
                     }
                 }
-                if done.contains(&d.id) {
-                    stats.skipped += 1;
-                    continue;
-                }
                 docs.push(d);
             }
             Err(e) => {
@@ -315,9 +311,22 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     );
     let tr = translator.as_ref().map(|e| e as &dyn TextGenerator);
     let sm = summarizer.as_ref().map(|e| e as &dyn TextGenerator);
+    // Job batches are cut over the whole input, done or not, and a batch with anything left
+    // to do is run whole: the model batches (and so the floating-point results) of a
+    // resumed run are exactly those of an uninterrupted one. Only new records are written.
+    let n_done = docs.iter().filter(|d| done.contains(&d.id)).count();
+    stats.skipped = n_done;
+    bar.set_length((docs.len() - n_done) as u64);
     for chunk in docs.chunks(args.batch_articles.max(1)) {
+        let todo = chunk.iter().filter(|d| !done.contains(&d.id)).count();
+        if todo == 0 {
+            continue;
+        }
         let results = pipeline::process_batch(chunk, &opts, tr, sm, &mut stats);
         for (doc, r) in chunk.iter().zip(results) {
+            if done.contains(&doc.id) {
+                continue;
+            }
             match r {
                 Ok(r) => {
                     stats.articles += 1;
@@ -338,7 +347,7 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
                 }
             }
         }
-        bar.inc(chunk.len() as u64);
+        bar.inc(todo as u64);
         bar.set_message(format!("{} sentences", stats.sentences));
     }
     bar.finish_and_clear();
