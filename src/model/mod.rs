@@ -4,14 +4,37 @@
 //! then a [`DecoderState`] is stepped one token per row, returning logits, and its rows can be
 //! reordered / dropped (beam search, finished sequences leaving the batch).
 
-use candle_core::Tensor;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+pub mod config;
+pub mod layers;
+mod load;
+pub mod transformer;
+
+pub use config::{Activation, Family, ModelConfig};
+pub use transformer::Transformer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// Bad or unsupported `config.json` content.
     #[error("{0}")]
     Config(String),
+    /// Neither `model_type` nor `architectures` names a supported family.
+    #[error("unknown architecture: {0}")]
+    UnknownArchitecture(String),
+    /// Checkpoint does not match the config (missing tensor, wrong shape); names the tensor.
+    #[error("weights: {0}")]
+    Weights(String),
+    /// Bad model input (token id out of vocabulary, source too long, wrong shapes).
+    #[error("{0}")]
+    Input(String),
+    /// Reading the model directory.
+    #[error("{path}: {msg}")]
+    Io { path: String, msg: String },
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;
@@ -40,6 +63,25 @@ pub trait Seq2SeqModel: Send + Sync {
 
     /// Output vocabulary size (width of the logits).
     fn vocab_size(&self) -> usize;
+
+    /// Teacher forcing: logits `[batch, tgt_len, vocab]` for `decoder_input_ids`
+    /// `[batch, tgt_len]` (first column = decoder start token). The default steps a decoder;
+    /// models override it with one full pass.
+    fn decode_teacher_forced(
+        &self,
+        enc: &EncoderOutput,
+        decoder_input_ids: &Tensor,
+    ) -> Result<Tensor> {
+        let ids: Vec<Vec<u32>> = decoder_input_ids.to_dtype(DType::U32)?.to_vec2()?;
+        let t = ids.first().map_or(0, Vec::len);
+        let mut dec = self.start_decoder(enc, t.max(1))?;
+        let mut out = Vec::with_capacity(t);
+        for j in 0..t {
+            let col: Vec<u32> = ids.iter().map(|r| r[j]).collect();
+            out.push(dec.step(&col)?);
+        }
+        Ok(Tensor::stack(&out, 1)?)
+    }
 }
 
 /// Incremental decoder over a set of rows (hypotheses).
@@ -53,4 +95,59 @@ pub trait DecoderState {
 
     /// Number of rows currently decoded.
     fn rows(&self) -> usize;
+}
+
+/// Build a model from a parsed `config.json` and the checkpoint behind `vb` (root prefix,
+/// f32). Dispatches on `model_type` / `architectures`.
+pub fn from_config(
+    config: &serde_json::Value,
+    vb: candle_nn::VarBuilder,
+) -> Result<Box<dyn Seq2SeqModel>> {
+    Ok(Box::new(load_transformer(config, &vb)?))
+}
+
+/// [`from_config`] returning the concrete type (exposes `config()` and `decode_full`).
+pub fn load_transformer(
+    config: &serde_json::Value,
+    vb: &candle_nn::VarBuilder,
+) -> Result<Transformer> {
+    let cfg = ModelConfig::from_json(config)?;
+    load::build(&cfg, vb)
+}
+
+/// Read `config.json` of a model directory.
+pub fn read_config(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("config.json");
+    let io = |msg: String| ModelError::Io {
+        path: path.display().to_string(),
+        msg,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| io(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| io(format!("invalid JSON: {e}")))
+}
+
+/// Load `dir/config.json` + `dir/model.safetensors` (memory-mapped) as f32 on `device`.
+pub fn load_dir(dir: &Path, device: &Device) -> Result<Box<dyn Seq2SeqModel>> {
+    Ok(Box::new(load_dir_transformer(dir, device)?))
+}
+
+/// [`load_dir`] returning the concrete type.
+pub fn load_dir_transformer(dir: &Path, device: &Device) -> Result<Transformer> {
+    let config = read_config(dir)?;
+    let weights = dir.join("model.safetensors");
+    if !weights.is_file() {
+        return Err(ModelError::Io {
+            path: weights.display().to_string(),
+            msg: "not found (only model.safetensors checkpoints are supported)".into(),
+        });
+    }
+    // SAFETY: the file is mapped read-only; as with every mmap, it must not be truncated
+    // while the model is alive (model files are not modified while tomtat runs).
+    let vb =
+        unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, device) }
+            .map_err(|e| ModelError::Io {
+                path: weights.display().to_string(),
+                msg: e.to_string(),
+            })?;
+    load_transformer(&config, &vb)
 }

@@ -1,0 +1,377 @@
+//! Building blocks shared by every family: embeddings, position tables, norms, attention,
+//! feed-forward, T5 relative position buckets. Weight loading with names is in `load.rs`.
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::Linear;
+
+use super::config::Activation;
+use super::Result;
+
+/// Additive mask value, as transformers' eager attention (`torch.finfo(float32).min`): finite,
+/// so a row with every key masked gets uniform weights instead of NaN.
+pub const MASK_VALUE: f32 = f32::MIN;
+
+/// Token embedding, optionally scaled (Marian/BART `scale_embedding`: sqrt(d_model)).
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    pub weight: Tensor,
+    pub scale: Option<f64>,
+}
+
+impl Embedding {
+    /// `ids`: `[b, l]` u32 -> `[b, l, d]`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        let d = self.weight.dim(1)?;
+        let x = self
+            .weight
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, d))?;
+        Ok(match self.scale {
+            Some(s) => x.affine(s, 0.0)?,
+            None => x,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.weight.dims().first().copied().unwrap_or(0)
+    }
+}
+
+/// Absolute positions: a table (sinusoidal, computed; or learned, loaded) read from `offset`.
+#[derive(Debug, Clone)]
+pub struct Positions {
+    table: Tensor,
+    offset: usize,
+    /// Number of usable positions.
+    max: usize,
+}
+
+impl Positions {
+    /// Learned table (BART/mBART store `max_position_embeddings + 2` rows and read from 2).
+    pub fn learned(table: Tensor, offset: usize) -> Result<Self> {
+        let rows = table.dim(0)?;
+        let max = rows.checked_sub(offset).ok_or_else(|| {
+            super::ModelError::Weights(format!(
+                "position table has {rows} rows, fewer than its offset {offset}"
+            ))
+        })?;
+        Ok(Self { table, offset, max })
+    }
+
+    /// Marian's static table: sin in the first half of the features, cos in the second,
+    /// angle pos / 10000^(2*(j/2)/dim), computed in f64 then rounded like transformers.
+    pub fn sinusoidal(n_pos: usize, dim: usize, device: &Device) -> Result<Self> {
+        let sentinel = dim / 2 + dim % 2;
+        let mut data = vec![0f32; n_pos * dim];
+        for pos in 0..n_pos {
+            let row = &mut data[pos * dim..(pos + 1) * dim];
+            for j in 0..dim {
+                let angle =
+                    |jj: usize| pos as f64 / 10000f64.powf(2.0 * (jj / 2) as f64 / dim as f64);
+                // sin of even source features go to [0, sentinel), cos of odd ones after it
+                if j < sentinel {
+                    row[j] = angle(2 * j).sin() as f32;
+                } else {
+                    row[j] = angle(2 * (j - sentinel) + 1).cos() as f32;
+                }
+            }
+        }
+        let table = Tensor::from_vec(data, (n_pos, dim), device)?;
+        Ok(Self {
+            table,
+            offset: 0,
+            max: n_pos,
+        })
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Rows for positions `start .. start + len`: `[len, d]`.
+    pub fn range(&self, start: usize, len: usize) -> Result<Tensor> {
+        if start + len > self.max {
+            return Err(super::ModelError::Input(format!(
+                "position {} is beyond max_position_embeddings {}",
+                start + len - 1,
+                self.max
+            )));
+        }
+        Ok(self.table.narrow(0, self.offset + start, len)?)
+    }
+}
+
+/// LayerNorm (with bias, mean-centred) or T5's RMSNorm (no bias, no centring).
+#[derive(Debug, Clone)]
+pub enum Norm {
+    Layer {
+        weight: Tensor,
+        bias: Tensor,
+        eps: f64,
+    },
+    Rms {
+        weight: Tensor,
+        eps: f64,
+    },
+}
+
+impl Norm {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let d = x.dim(D::Minus1)? as f64;
+        Ok(match self {
+            // Two passes (mean, then centred variance) as torch does: a one-pass E[x^2]-E[x]^2
+            // loses digits when the residual stream has a large mean.
+            Norm::Layer { weight, bias, eps } => {
+                let mean = (x.sum_keepdim(D::Minus1)? / d)?;
+                let xc = x.broadcast_sub(&mean)?;
+                let var = (xc.sqr()?.sum_keepdim(D::Minus1)? / d)?;
+                xc.broadcast_div(&(var + *eps)?.sqrt()?)?
+                    .broadcast_mul(weight)?
+                    .broadcast_add(bias)?
+            }
+            Norm::Rms { weight, eps } => {
+                let var = (x.sqr()?.sum_keepdim(D::Minus1)? / d)?;
+                x.broadcast_div(&(var + *eps)?.sqrt()?)?
+                    .broadcast_mul(weight)?
+            }
+        })
+    }
+}
+
+/// Multi-head attention projections. The query scaling (head_dim^-0.5 for BART-likes, none
+/// for T5) is folded into the q weights at load time.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub heads: usize,
+    pub head_dim: usize,
+}
+
+impl Attention {
+    /// `[b, l, d] -> [b, heads, l, head_dim]`, contiguous (free when l == 1).
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, l, _) = x.dims3()?;
+        Ok(x.reshape((b, l, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    pub fn query(&self, x: &Tensor) -> Result<Tensor> {
+        self.split_heads(&self.q.forward(x)?)
+    }
+
+    /// Keys and values of `x`: each `[b, heads, s, head_dim]`.
+    pub fn key_value(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split_heads(&self.k.forward(x)?)?,
+            self.split_heads(&self.v.forward(x)?)?,
+        ))
+    }
+
+    /// softmax(q k^T + bias) v, heads merged and projected: `[b, l, d_model]`.
+    /// `bias` broadcasts to `[b, heads, l, s]` (padding / causal mask, T5 position bias).
+    pub fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, _, l, _) = q.dims4()?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(bias) = bias {
+            scores = scores.broadcast_add(bias)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let ctx = probs
+            .matmul(v)?
+            .transpose(1, 2)?
+            .reshape((b, l, self.heads * self.head_dim))?;
+        Ok(self.o.forward(&ctx)?)
+    }
+}
+
+/// Position-wise feed-forward; `gate` is T5 v1.1's linear branch (`wi_1`), multiplied with the
+/// activated branch (`wi_0`).
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    pub wi: Linear,
+    pub gate: Option<Linear>,
+    pub wo: Linear,
+    pub act: Activation,
+}
+
+pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
+    Ok(match act {
+        Activation::Relu => x.relu()?,
+        Activation::Gelu => x.gelu_erf()?,
+        Activation::GeluTanh => x.gelu()?,
+        Activation::QuickGelu => (x * candle_nn::ops::sigmoid(&x.affine(1.702, 0.0)?)?)?,
+        Activation::Silu => x.silu()?,
+        Activation::Tanh => x.tanh()?,
+    })
+}
+
+impl FeedForward {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = activate(&self.wi.forward(x)?, self.act)?;
+        if let Some(gate) = &self.gate {
+            h = (h * gate.forward(x)?)?;
+        }
+        Ok(self.wo.forward(&h)?)
+    }
+}
+
+/// T5 relative position bias: a `[num_buckets, heads]` table indexed by the bucket of
+/// (key position - query position); bidirectional in the encoder, causal in the decoder.
+#[derive(Debug, Clone)]
+pub struct RelativeBias {
+    pub table: Tensor,
+    pub bidirectional: bool,
+    pub num_buckets: usize,
+    pub max_distance: usize,
+}
+
+/// transformers' `T5Attention._relative_position_bucket`, including its float32 log.
+pub fn relative_bucket(
+    relative_position: i64,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> u32 {
+    let mut nb = num_buckets as i64;
+    let mut bucket = 0i64;
+    let rp = if bidirectional {
+        nb /= 2;
+        if relative_position > 0 {
+            bucket += nb;
+        }
+        relative_position.abs()
+    } else {
+        (-relative_position).max(0)
+    };
+    let max_exact = nb / 2;
+    if rp < max_exact {
+        bucket += rp;
+    } else {
+        let ratio = (rp as f32 / max_exact as f32).ln();
+        let denom = (max_distance as f64 / max_exact as f64).ln() as f32;
+        let large = max_exact + (ratio / denom * (nb - max_exact) as f32) as i64;
+        bucket += large.min(nb - 1);
+    }
+    bucket as u32
+}
+
+impl RelativeBias {
+    fn gather(&self, buckets: Vec<u32>, q: usize, k: usize) -> Result<Tensor> {
+        let device = self.table.device();
+        let heads = self.table.dim(1)?;
+        let idx = Tensor::from_vec(buckets, q * k, device)?;
+        Ok(self
+            .table
+            .index_select(&idx, 0)?
+            .reshape((q, k, heads))?
+            .permute((2, 0, 1))?
+            .unsqueeze(0)?
+            .contiguous()?)
+    }
+
+    /// `[1, heads, q_len, k_len]` for queries at `q_offset ..` and keys at `0 ..`.
+    pub fn matrix(&self, q_len: usize, k_len: usize, q_offset: usize) -> Result<Tensor> {
+        let mut buckets = Vec::with_capacity(q_len * k_len);
+        for i in 0..q_len {
+            for j in 0..k_len {
+                let rel = j as i64 - (i + q_offset) as i64;
+                buckets.push(relative_bucket(
+                    rel,
+                    self.bidirectional,
+                    self.num_buckets,
+                    self.max_distance,
+                ));
+            }
+        }
+        self.gather(buckets, q_len, k_len)
+    }
+
+    /// For incremental decoding: `[1, heads, 1, max_len]` where column `c` holds the bias of
+    /// distance `max_len - 1 - c`; the query at position p reads columns
+    /// `max_len-1-p ..= max_len-1` (keys 0..=p) with a zero-copy narrow.
+    pub fn by_distance_reversed(&self, max_len: usize) -> Result<Tensor> {
+        let buckets = (0..max_len)
+            .map(|c| {
+                let dist = (max_len - 1 - c) as i64;
+                relative_bucket(
+                    -dist,
+                    self.bidirectional,
+                    self.num_buckets,
+                    self.max_distance,
+                )
+            })
+            .collect();
+        self.gather(buckets, 1, max_len)
+    }
+}
+
+/// `[b, s]` mask (nonzero = real token) -> additive `[b, 1, 1, s]` f32 bias.
+pub fn padding_bias(mask: &Tensor) -> Result<Tensor> {
+    let (b, s) = mask.dims2()?;
+    let m = mask.to_dtype(DType::F32)?.clamp(0f32, 1f32)?;
+    // 1 -> MAX + MIN = 0 exactly, 0 -> MIN
+    Ok(m.affine(f32::MAX as f64, MASK_VALUE as f64)?
+        .reshape((b, 1, 1, s))?)
+}
+
+/// `[1, 1, t, t]` additive causal mask.
+pub fn causal_bias(t: usize, device: &Device) -> Result<Tensor> {
+    let data: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { MASK_VALUE } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(data, (1, 1, t, t), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_match_known_t5_values() {
+        // t5-small: 32 buckets, max distance 128 (values from transformers).
+        let b = |r| relative_bucket(r, true, 32, 128);
+        assert_eq!((b(0), b(1), b(-1), b(7), b(-8)), (0, 17, 1, 23, 8));
+        assert_eq!(b(-128), 15);
+        assert_eq!(b(1000), 31);
+        let c = |r| relative_bucket(r, false, 32, 128);
+        assert_eq!((c(0), c(5), c(-5), c(-15), c(-16)), (0, 0, 5, 15, 16));
+        assert_eq!(c(-10_000), 31);
+    }
+
+    #[test]
+    fn padding_bias_is_zero_or_min() {
+        let m = Tensor::new(&[[1u8, 1, 0]], &Device::Cpu).unwrap();
+        let b: Vec<f32> = padding_bias(&m)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(b, vec![0.0, 0.0, MASK_VALUE]);
+    }
+
+    #[test]
+    fn sinusoidal_layout() {
+        let p = Positions::sinusoidal(3, 4, &Device::Cpu).unwrap();
+        let t: Vec<Vec<f32>> = p.range(0, 3).unwrap().to_vec2().unwrap();
+        // dim 4: features [sin(p), sin(p/100), cos(p), cos(p/100)]
+        let want = |p: f64| [p.sin(), (p / 100.0).sin(), p.cos(), (p / 100.0).cos()];
+        for (pos, row) in t.iter().enumerate() {
+            for (a, b) in row.iter().zip(want(pos as f64)) {
+                assert!((*a as f64 - b).abs() < 1e-6, "{t:?}");
+            }
+        }
+        assert!(p.range(2, 2).is_err());
+    }
+}

@@ -1,0 +1,378 @@
+//! Family-specific weight names -> the shared blocks (`layers.rs`) -> a [`Transformer`].
+
+use candle_core::{DType, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use super::config::{Family, ModelConfig};
+use super::layers::{Attention, Embedding, FeedForward, Norm, Positions, RelativeBias};
+use super::transformer::{DecoderLayer, EncoderLayer, Stack, Transformer};
+use super::{ModelError, Result};
+
+/// A tensor of the checkpoint with its expected shape; errors name the tensor.
+fn tensor(vb: &VarBuilder, shape: &[usize], name: &str) -> Result<Tensor> {
+    let full = if vb.prefix().is_empty() {
+        name.to_string()
+    } else {
+        format!("{}.{name}", vb.prefix())
+    };
+    if !vb.contains_tensor(name) {
+        return Err(ModelError::Weights(format!(
+            "missing tensor {full} (expected shape {shape:?})"
+        )));
+    }
+    let t = vb
+        .get_unchecked(name)
+        .map_err(|e| ModelError::Weights(format!("tensor {full}: {e}")))?;
+    if t.dims() != shape {
+        return Err(ModelError::Weights(format!(
+            "tensor {full} has shape {:?}, the config implies {shape:?}",
+            t.dims()
+        )));
+    }
+    Ok(t.to_dtype(DType::F32)?)
+}
+
+/// The first of `names` present in the checkpoint.
+fn first_of(vb: &VarBuilder, shape: &[usize], names: &[&str]) -> Result<Tensor> {
+    match names.iter().find(|n| vb.contains_tensor(n)) {
+        Some(n) => tensor(vb, shape, n),
+        None => Err(ModelError::Weights(format!(
+            "missing tensor: none of {names:?} (expected shape {shape:?})"
+        ))),
+    }
+}
+
+fn linear(vb: &VarBuilder, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
+    let w = tensor(vb, &[out_dim, in_dim], "weight")?;
+    let b = if bias {
+        Some(tensor(vb, &[out_dim], "bias")?)
+    } else {
+        None
+    };
+    Ok(Linear::new(w, b))
+}
+
+fn layer_norm(vb: &VarBuilder, d: usize, eps: f64) -> Result<Norm> {
+    Ok(Norm::Layer {
+        weight: tensor(vb, &[d], "weight")?,
+        bias: tensor(vb, &[d], "bias")?,
+        eps,
+    })
+}
+
+fn rms_norm(vb: &VarBuilder, d: usize, eps: f64) -> Result<Norm> {
+    Ok(Norm::Rms {
+        weight: tensor(vb, &[d], "weight")?,
+        eps,
+    })
+}
+
+/// q/k/v/o projections; `scale` is folded into q (weight and bias).
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    vb: &VarBuilder,
+    names: [&str; 4],
+    d_model: usize,
+    heads: usize,
+    head_dim: usize,
+    bias: bool,
+    scale: Option<f64>,
+) -> Result<Attention> {
+    let inner = heads * head_dim;
+    let mut q = linear(&vb.pp(names[0]), inner, d_model, bias)?;
+    if let Some(s) = scale {
+        let w = q.weight().affine(s, 0.0)?;
+        let b = match q.bias() {
+            Some(b) => Some(b.affine(s, 0.0)?),
+            None => None,
+        };
+        q = Linear::new(w, b);
+    }
+    Ok(Attention {
+        q,
+        k: linear(&vb.pp(names[1]), inner, d_model, bias)?,
+        v: linear(&vb.pp(names[2]), inner, d_model, bias)?,
+        o: linear(&vb.pp(names[3]), d_model, inner, bias)?,
+        heads,
+        head_dim,
+    })
+}
+
+/// `lm_head.weight` if present, else the decoder embedding when tied.
+fn output_projection(vb: &VarBuilder, cfg: &ModelConfig, dec_embed: &Tensor) -> Result<Tensor> {
+    let shape = [cfg.decoder_vocab_size, cfg.d_model];
+    if vb.contains_tensor("lm_head.weight") {
+        tensor(vb, &shape, "lm_head.weight")
+    } else if cfg.tie_word_embeddings {
+        Ok(dec_embed.clone())
+    } else {
+        Err(ModelError::Weights(
+            "missing tensor lm_head.weight (config says tie_word_embeddings=false)".into(),
+        ))
+    }
+}
+
+/// Marian / BART / mBART (`model.encoder.layers.N.self_attn.q_proj.weight`, ...).
+fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
+    let device = root.device().clone();
+    let d = cfg.d_model;
+    let eps = cfg.layer_norm_eps;
+    // BartModel / MarianModel checkpoints have no "model." prefix.
+    let vb = if root.contains_tensor("model.encoder.layers.0.self_attn.q_proj.weight")
+        || root.contains_tensor("model.shared.weight")
+    {
+        root.pp("model")
+    } else {
+        root.clone()
+    };
+    let pre_norm = cfg.family == Family::MBart;
+    let scale = if cfg.scale_embedding {
+        Some((d as f64).sqrt())
+    } else {
+        None
+    };
+    let enc_w = first_of(
+        &vb,
+        &[cfg.vocab_size, d],
+        &[
+            "shared.weight",
+            "encoder.embed_tokens.weight",
+            "decoder.embed_tokens.weight",
+        ],
+    )?;
+    let dec_w = if cfg.share_encoder_decoder_embeddings {
+        enc_w.clone()
+    } else {
+        tensor(
+            &vb,
+            &[cfg.decoder_vocab_size, d],
+            "decoder.embed_tokens.weight",
+        )?
+    };
+    let max_pos = cfg.max_position_embeddings.unwrap_or(1024);
+    let positions = |side: &str| -> Result<Positions> {
+        if cfg.family == Family::Marian {
+            Positions::sinusoidal(max_pos, d, &device)
+        } else {
+            let t = tensor(
+                &vb.pp(side).pp("embed_positions"),
+                &[max_pos + 2, d],
+                "weight",
+            )?;
+            Positions::learned(t, 2)
+        }
+    };
+    let embed_norm = |side: &str| -> Result<Option<Norm>> {
+        match cfg.family {
+            Family::Marian => Ok(None),
+            _ => Ok(Some(layer_norm(
+                &vb.pp(side).pp("layernorm_embedding"),
+                d,
+                eps,
+            )?)),
+        }
+    };
+    let final_norm = |side: &str| -> Result<Option<Norm>> {
+        match cfg.family {
+            Family::MBart => Ok(Some(layer_norm(&vb.pp(side).pp("layer_norm"), d, eps)?)),
+            _ => Ok(None),
+        }
+    };
+    let ffn = |lv: &VarBuilder, ffn_dim: usize| -> Result<FeedForward> {
+        Ok(FeedForward {
+            wi: linear(&lv.pp("fc1"), ffn_dim, d, true)?,
+            gate: None,
+            wo: linear(&lv.pp("fc2"), d, ffn_dim, true)?,
+            act: cfg.activation,
+        })
+    };
+    let proj = ["q_proj", "k_proj", "v_proj", "out_proj"];
+    let enc_scale = Some((cfg.encoder_head_dim as f64).powf(-0.5));
+    let dec_scale = Some((cfg.decoder_head_dim as f64).powf(-0.5));
+
+    let mut enc_layers = Vec::with_capacity(cfg.encoder_layers);
+    for i in 0..cfg.encoder_layers {
+        let lv = vb.pp("encoder.layers").pp(i);
+        enc_layers.push(EncoderLayer {
+            self_attn: attention(
+                &lv.pp("self_attn"),
+                proj,
+                d,
+                cfg.encoder_heads,
+                cfg.encoder_head_dim,
+                true,
+                enc_scale,
+            )?,
+            self_norm: layer_norm(&lv.pp("self_attn_layer_norm"), d, eps)?,
+            ffn: ffn(&lv, cfg.encoder_ffn_dim)?,
+            ffn_norm: layer_norm(&lv.pp("final_layer_norm"), d, eps)?,
+        });
+    }
+    let mut dec_layers = Vec::with_capacity(cfg.decoder_layers);
+    for i in 0..cfg.decoder_layers {
+        let lv = vb.pp("decoder.layers").pp(i);
+        let (h, hd) = (cfg.decoder_heads, cfg.decoder_head_dim);
+        dec_layers.push(DecoderLayer {
+            self_attn: attention(&lv.pp("self_attn"), proj, d, h, hd, true, dec_scale)?,
+            self_norm: layer_norm(&lv.pp("self_attn_layer_norm"), d, eps)?,
+            cross_attn: attention(&lv.pp("encoder_attn"), proj, d, h, hd, true, dec_scale)?,
+            cross_norm: layer_norm(&lv.pp("encoder_attn_layer_norm"), d, eps)?,
+            ffn: ffn(&lv, cfg.decoder_ffn_dim)?,
+            ffn_norm: layer_norm(&lv.pp("final_layer_norm"), d, eps)?,
+        });
+    }
+    let lm_head = output_projection(root, cfg, &dec_w)?;
+    let final_logits_bias = if root.contains_tensor("final_logits_bias") {
+        Some(tensor(root, &[1, cfg.decoder_vocab_size], "final_logits_bias")?.squeeze(0)?)
+    } else {
+        None
+    };
+    Ok(Transformer {
+        config: cfg.clone(),
+        encoder: Stack {
+            embed: Embedding {
+                weight: enc_w,
+                scale,
+            },
+            positions: Some(positions("encoder")?),
+            embed_norm: embed_norm("encoder")?,
+            layers: enc_layers,
+            final_norm: final_norm("encoder")?,
+            rel_bias: None,
+        },
+        decoder: Stack {
+            embed: Embedding {
+                weight: dec_w,
+                scale,
+            },
+            positions: Some(positions("decoder")?),
+            embed_norm: embed_norm("decoder")?,
+            layers: dec_layers,
+            final_norm: final_norm("decoder")?,
+            rel_bias: None,
+        },
+        pre_norm,
+        lm_head,
+        final_logits_bias,
+        output_scale: None,
+        device,
+    })
+}
+
+/// T5 / mT5 (`encoder.block.N.layer.0.SelfAttention.q.weight`, `shared.weight`, ...).
+fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
+    let device = vb.device().clone();
+    let d = cfg.d_model;
+    let eps = cfg.layer_norm_eps;
+    let (h, hd) = (cfg.encoder_heads, cfg.encoder_head_dim);
+    let nb = cfg.relative_attention_num_buckets;
+    let shared = first_of(
+        vb,
+        &[cfg.vocab_size, d],
+        &[
+            "shared.weight",
+            "encoder.embed_tokens.weight",
+            "decoder.embed_tokens.weight",
+        ],
+    )?;
+    let names = ["q", "k", "v", "o"];
+    let ffn = |lv: &VarBuilder| -> Result<FeedForward> {
+        let fv = lv.pp("DenseReluDense");
+        let f = cfg.encoder_ffn_dim;
+        Ok(if cfg.gated_ffn {
+            FeedForward {
+                wi: linear(&fv.pp("wi_0"), f, d, false)?,
+                gate: Some(linear(&fv.pp("wi_1"), f, d, false)?),
+                wo: linear(&fv.pp("wo"), d, f, false)?,
+                act: cfg.activation,
+            }
+        } else {
+            FeedForward {
+                wi: linear(&fv.pp("wi"), f, d, false)?,
+                gate: None,
+                wo: linear(&fv.pp("wo"), d, f, false)?,
+                act: cfg.activation,
+            }
+        })
+    };
+    let rel = |side: &str, bidirectional: bool| -> Result<RelativeBias> {
+        let t = tensor(
+            &vb.pp(side)
+                .pp("block.0.layer.0.SelfAttention.relative_attention_bias"),
+            &[nb, h],
+            "weight",
+        )?;
+        Ok(RelativeBias {
+            table: t,
+            bidirectional,
+            num_buckets: nb,
+            max_distance: cfg.relative_attention_max_distance,
+        })
+    };
+    let mut enc_layers = Vec::with_capacity(cfg.encoder_layers);
+    for i in 0..cfg.encoder_layers {
+        let lv = vb.pp("encoder.block").pp(i).pp("layer");
+        enc_layers.push(EncoderLayer {
+            self_attn: attention(&lv.pp("0.SelfAttention"), names, d, h, hd, false, None)?,
+            self_norm: rms_norm(&lv.pp("0.layer_norm"), d, eps)?,
+            ffn: ffn(&lv.pp("1"))?,
+            ffn_norm: rms_norm(&lv.pp("1.layer_norm"), d, eps)?,
+        });
+    }
+    let mut dec_layers = Vec::with_capacity(cfg.decoder_layers);
+    for i in 0..cfg.decoder_layers {
+        let lv = vb.pp("decoder.block").pp(i).pp("layer");
+        dec_layers.push(DecoderLayer {
+            self_attn: attention(&lv.pp("0.SelfAttention"), names, d, h, hd, false, None)?,
+            self_norm: rms_norm(&lv.pp("0.layer_norm"), d, eps)?,
+            cross_attn: attention(&lv.pp("1.EncDecAttention"), names, d, h, hd, false, None)?,
+            cross_norm: rms_norm(&lv.pp("1.layer_norm"), d, eps)?,
+            ffn: ffn(&lv.pp("2"))?,
+            ffn_norm: rms_norm(&lv.pp("2.layer_norm"), d, eps)?,
+        });
+    }
+    let lm_head = output_projection(vb, cfg, &shared)?;
+    let stack_final = |side: &str| rms_norm(&vb.pp(side).pp("final_layer_norm"), d, eps);
+    Ok(Transformer {
+        config: cfg.clone(),
+        encoder: Stack {
+            embed: Embedding {
+                weight: shared.clone(),
+                scale: None,
+            },
+            positions: None,
+            embed_norm: None,
+            layers: enc_layers,
+            final_norm: Some(stack_final("encoder")?),
+            rel_bias: Some(rel("encoder", true)?),
+        },
+        decoder: Stack {
+            embed: Embedding {
+                weight: shared,
+                scale: None,
+            },
+            positions: None,
+            embed_norm: None,
+            layers: dec_layers,
+            final_norm: Some(stack_final("decoder")?),
+            rel_bias: Some(rel("decoder", false)?),
+        },
+        pre_norm: true,
+        lm_head,
+        final_logits_bias: None,
+        output_scale: if cfg.scale_decoder_outputs {
+            Some((d as f64).powf(-0.5))
+        } else {
+            None
+        },
+        device,
+    })
+}
+
+/// Build the model for `cfg` from the checkpoint behind `vb` (root prefix).
+pub fn build(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
+    match cfg.family {
+        Family::T5 => load_t5(cfg, vb),
+        _ => load_bart_like(cfg, vb),
+    }
+}

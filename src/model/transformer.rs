@@ -1,0 +1,471 @@
+//! One encoder-decoder transformer for every family, assembled from the shared blocks; the
+//! family only decides which blocks are present (see `load.rs`).
+
+use candle_core::{DType, Device, Module, Tensor};
+
+use super::config::ModelConfig;
+use super::layers::{
+    causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
+};
+use super::{DecoderState, EncoderOutput, ModelError, Result, Seq2SeqModel};
+
+#[derive(Debug, Clone)]
+pub struct EncoderLayer {
+    pub self_attn: Attention,
+    pub self_norm: Norm,
+    pub ffn: FeedForward,
+    pub ffn_norm: Norm,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    pub self_attn: Attention,
+    pub self_norm: Norm,
+    pub cross_attn: Attention,
+    pub cross_norm: Norm,
+    pub ffn: FeedForward,
+    pub ffn_norm: Norm,
+}
+
+/// One side (encoder or decoder) of the model.
+#[derive(Debug, Clone)]
+pub struct Stack<L> {
+    pub embed: Embedding,
+    pub positions: Option<Positions>,
+    /// BART/mBART `layernorm_embedding`.
+    pub embed_norm: Option<Norm>,
+    pub layers: Vec<L>,
+    /// mBART `layer_norm`, T5 `final_layer_norm`.
+    pub final_norm: Option<Norm>,
+    /// T5: the first layer's relative bias, shared by all layers.
+    pub rel_bias: Option<RelativeBias>,
+}
+
+impl<L> Stack<L> {
+    /// Embeddings of `ids` at positions `start ..`: `[b, l, d]`.
+    fn embed(&self, ids: &Tensor, start: usize) -> Result<Tensor> {
+        let (_, l) = ids.dims2()?;
+        let mut x = self.embed.forward(ids)?;
+        if let Some(p) = &self.positions {
+            x = x.broadcast_add(&p.range(start, l)?)?;
+        }
+        if let Some(n) = &self.embed_norm {
+            x = n.forward(&x)?;
+        }
+        Ok(x)
+    }
+}
+
+/// The model. Residual blocks are post-LN (Marian/BART: norm(x + f(x))) or pre-LN
+/// (mBART/T5: x + f(norm(x))).
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    pub config: ModelConfig,
+    pub encoder: Stack<EncoderLayer>,
+    pub decoder: Stack<DecoderLayer>,
+    pub pre_norm: bool,
+    /// `[vocab, d_model]`.
+    pub lm_head: Tensor,
+    /// `[vocab]`.
+    pub final_logits_bias: Option<Tensor>,
+    /// T5 v1.0 tied head: d_model^-0.5.
+    pub output_scale: Option<f64>,
+    pub device: Device,
+}
+
+fn block(
+    x: &Tensor,
+    norm: &Norm,
+    pre: bool,
+    f: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if pre {
+        Ok((x + f(&norm.forward(x)?)?)?)
+    } else {
+        norm.forward(&(x + f(x)?)?)
+    }
+}
+
+/// Check `ids` (any integer dtype) against the vocabulary and return them as u32.
+fn ids_u32(ids: &Tensor, vocab: usize, what: &str) -> Result<Tensor> {
+    let ids = match ids.dtype() {
+        DType::U32 => ids.clone(),
+        DType::U8 => ids.to_dtype(DType::U32)?,
+        DType::I64 => {
+            if ids.elem_count() > 0 {
+                let min = ids.flatten_all()?.min(0)?.to_scalar::<i64>()?;
+                if min < 0 {
+                    return Err(ModelError::Input(format!(
+                        "{what}: negative token id {min}"
+                    )));
+                }
+            }
+            ids.to_dtype(DType::U32)?
+        }
+        dt => {
+            return Err(ModelError::Input(format!(
+                "{what}: token ids must be integers, got {dt:?}"
+            )))
+        }
+    };
+    if ids.elem_count() > 0 {
+        let max = ids.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        if max as usize >= vocab {
+            return Err(ModelError::Input(format!(
+                "{what}: token id {max} is out of the vocabulary (size {vocab})"
+            )));
+        }
+    }
+    Ok(ids)
+}
+
+impl Transformer {
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// `x`: `[.., d_model]` decoder output -> logits `[.., vocab]`.
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let d = *dims.last().unwrap_or(&0);
+        let rows = x.elem_count() / d.max(1);
+        let mut h = x.reshape((rows, d))?;
+        if let Some(s) = self.output_scale {
+            h = h.affine(s, 0.0)?;
+        }
+        let mut logits = h.matmul(&self.lm_head.t()?)?;
+        if let Some(b) = &self.final_logits_bias {
+            logits = logits.broadcast_add(b)?;
+        }
+        let mut out_dims = dims;
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.config.decoder_vocab_size;
+        }
+        Ok(logits.reshape(out_dims)?)
+    }
+
+    /// Teacher-forced decoder pass over whole sequences (no cache): logits `[b, t, vocab]`.
+    pub fn decode_full(&self, enc: &EncoderOutput, decoder_input_ids: &Tensor) -> Result<Tensor> {
+        let ids = ids_u32(
+            decoder_input_ids,
+            self.config.decoder_vocab_size,
+            "decoder_input_ids",
+        )?;
+        let (b, t) = ids.dims2()?;
+        let (eb, _, _) = enc.hidden.dims3()?;
+        if eb != b {
+            return Err(ModelError::Input(format!(
+                "decoder batch {b} does not match encoder batch {eb}"
+            )));
+        }
+        let mut x = self.decoder.embed(&ids, 0)?;
+        let mut self_bias = causal_bias(t, &self.device)?;
+        if let Some(rel) = &self.decoder.rel_bias {
+            self_bias = rel.matrix(t, t, 0)?.broadcast_add(&self_bias)?;
+        }
+        let cross_bias = padding_bias(&enc.mask)?;
+        for layer in &self.decoder.layers {
+            x = block(&x, &layer.self_norm, self.pre_norm, |h| {
+                let q = layer.self_attn.query(h)?;
+                let (k, v) = layer.self_attn.key_value(h)?;
+                layer.self_attn.attend(&q, &k, &v, Some(&self_bias))
+            })?;
+            x = block(&x, &layer.cross_norm, self.pre_norm, |h| {
+                let q = layer.cross_attn.query(h)?;
+                let (k, v) = layer.cross_attn.key_value(&enc.hidden)?;
+                layer.cross_attn.attend(&q, &k, &v, Some(&cross_bias))
+            })?;
+            x = block(&x, &layer.ffn_norm, self.pre_norm, |h| layer.ffn.forward(h))?;
+        }
+        if let Some(n) = &self.decoder.final_norm {
+            x = n.forward(&x)?;
+        }
+        self.logits(&x)
+    }
+}
+
+impl Seq2SeqModel for Transformer {
+    fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<EncoderOutput> {
+        let ids = ids_u32(input_ids, self.config.vocab_size, "input_ids")?;
+        let (b, s) = ids.dims2()?;
+        if attention_mask.dims() != [b, s] {
+            return Err(ModelError::Input(format!(
+                "attention_mask shape {:?} does not match input_ids shape [{b}, {s}]",
+                attention_mask.dims()
+            )));
+        }
+        if b == 0 || s == 0 {
+            return Err(ModelError::Input(format!(
+                "empty batch: input_ids shape [{b}, {s}]"
+            )));
+        }
+        if let Some(p) = &self.encoder.positions {
+            if s > p.max() {
+                return Err(ModelError::Input(format!(
+                    "source length {s} exceeds max_position_embeddings {}",
+                    p.max()
+                )));
+            }
+        }
+        let mask = attention_mask.to_dtype(DType::U8)?;
+        let mut bias = padding_bias(&mask)?;
+        if let Some(rel) = &self.encoder.rel_bias {
+            // as transformers: position bias + mask computed once, shared by all layers
+            bias = rel.matrix(s, s, 0)?.broadcast_add(&bias)?;
+        }
+        let mut x = self.encoder.embed(&ids, 0)?;
+        for layer in &self.encoder.layers {
+            x = block(&x, &layer.self_norm, self.pre_norm, |h| {
+                let q = layer.self_attn.query(h)?;
+                let (k, v) = layer.self_attn.key_value(h)?;
+                layer.self_attn.attend(&q, &k, &v, Some(&bias))
+            })?;
+            x = block(&x, &layer.ffn_norm, self.pre_norm, |h| layer.ffn.forward(h))?;
+        }
+        if let Some(n) = &self.encoder.final_norm {
+            x = n.forward(&x)?;
+        }
+        Ok(EncoderOutput { hidden: x, mask })
+    }
+
+    fn start_decoder(
+        &self,
+        enc: &EncoderOutput,
+        max_len: usize,
+    ) -> Result<Box<dyn DecoderState + '_>> {
+        Ok(Box::new(IncrementalDecoder::new(self, enc, max_len)?))
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.config.decoder_vocab_size
+    }
+
+    fn decode_teacher_forced(
+        &self,
+        enc: &EncoderOutput,
+        decoder_input_ids: &Tensor,
+    ) -> Result<Tensor> {
+        self.decode_full(enc, decoder_input_ids)
+    }
+}
+
+/// Per-layer self-attention cache, position-major `[max_len, rows, heads, head_dim]` and
+/// written in place: the filled part `[..pos]` is one contiguous block, so reordering rows
+/// copies only what was filled, and attention reads it through a strided view.
+struct KvCache {
+    k: Tensor,
+    v: Tensor,
+}
+
+/// Decoder state: preallocated self-attention caches, cross-attention K/V computed once.
+pub struct IncrementalDecoder<'a> {
+    model: &'a Transformer,
+    rows: usize,
+    pos: usize,
+    max_len: usize,
+    cache: Vec<KvCache>,
+    /// Cross K/V of the encoder batch as given to `start_decoder` (`[sources, h, s, dh]`).
+    cross_src: Vec<(Tensor, Tensor)>,
+    /// Cross K/V for the current rows (`cross_src` rows `row_src`).
+    cross: Vec<(Tensor, Tensor)>,
+    bias_src: Tensor,
+    bias: Tensor,
+    /// Source (encoder row) of each current row.
+    row_src: Vec<u32>,
+    /// T5: relative bias by reversed distance, `[1, h, 1, max_len]`.
+    rel_steps: Option<Tensor>,
+}
+
+impl<'a> IncrementalDecoder<'a> {
+    fn new(model: &'a Transformer, enc: &EncoderOutput, max_len: usize) -> Result<Self> {
+        let (b, s, _) = enc.hidden.dims3()?;
+        if enc.mask.dims() != [b, s] {
+            return Err(ModelError::Input(format!(
+                "encoder mask shape {:?} does not match hidden states [{b}, {s}, _]",
+                enc.mask.dims()
+            )));
+        }
+        if max_len == 0 {
+            return Err(ModelError::Input("decoder max_len is 0".into()));
+        }
+        if let Some(p) = &model.decoder.positions {
+            if max_len > p.max() {
+                return Err(ModelError::Input(format!(
+                    "decoder max_len {max_len} exceeds max_position_embeddings {}",
+                    p.max()
+                )));
+            }
+        }
+        let mut cross_src = Vec::with_capacity(model.decoder.layers.len());
+        for layer in &model.decoder.layers {
+            cross_src.push(layer.cross_attn.key_value(&enc.hidden)?);
+        }
+        let bias_src = padding_bias(&enc.mask)?;
+        let rel_steps = match &model.decoder.rel_bias {
+            Some(r) => Some(r.by_distance_reversed(max_len)?),
+            None => None,
+        };
+        let mut me = Self {
+            model,
+            rows: b,
+            pos: 0,
+            max_len,
+            cache: Vec::new(),
+            cross: cross_src.clone(),
+            cross_src,
+            bias: bias_src.clone(),
+            bias_src,
+            row_src: (0..b as u32).collect(),
+            rel_steps,
+        };
+        me.cache = me.alloc_cache(b)?;
+        Ok(me)
+    }
+
+    fn alloc_cache(&self, rows: usize) -> Result<Vec<KvCache>> {
+        self.model
+            .decoder
+            .layers
+            .iter()
+            .map(|l| {
+                let shape = (self.max_len, rows, l.self_attn.heads, l.self_attn.head_dim);
+                Ok(KvCache {
+                    k: Tensor::zeros(shape, DType::F32, &self.model.device)?,
+                    v: Tensor::zeros(shape, DType::F32, &self.model.device)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Current position (number of tokens fed so far).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl DecoderState for IncrementalDecoder<'_> {
+    fn step(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        let m = self.model;
+        let vocab = m.config.decoder_vocab_size;
+        if tokens.len() != self.rows {
+            return Err(ModelError::Input(format!(
+                "step got {} tokens for {} rows",
+                tokens.len(),
+                self.rows
+            )));
+        }
+        if self.pos >= self.max_len {
+            return Err(ModelError::Input(format!(
+                "decoder is full: {} positions were preallocated",
+                self.max_len
+            )));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(ModelError::Input(format!(
+                "decoder token id {bad} is out of the vocabulary (size {vocab})"
+            )));
+        }
+        if self.rows == 0 {
+            self.pos += 1;
+            return Ok(Tensor::zeros((0, vocab), DType::F32, &m.device)?);
+        }
+        let pos = self.pos;
+        let ids = Tensor::from_slice(tokens, (self.rows, 1), &m.device)?;
+        let mut x = m.decoder.embed(&ids, pos)?;
+        let self_bias = match &self.rel_steps {
+            Some(r) => Some(r.narrow(3, self.max_len - 1 - pos, pos + 1)?),
+            None => None,
+        };
+        for ((layer, cache), (ck, cv)) in m.decoder.layers.iter().zip(&self.cache).zip(&self.cross)
+        {
+            x = block(&x, &layer.self_norm, m.pre_norm, |h| {
+                let att = &layer.self_attn;
+                let q = att.query(h)?;
+                let kv_shape = (1, self.rows, att.heads, att.head_dim);
+                cache
+                    .k
+                    .slice_set(&att.k.forward(h)?.reshape(kv_shape)?, 0, pos)?;
+                cache
+                    .v
+                    .slice_set(&att.v.forward(h)?.reshape(kv_shape)?, 0, pos)?;
+                // [pos+1, rows, h, dh] -> [rows, h, pos+1, dh] without copying (CPU gemm takes
+                // any strides; other backends get a contiguous copy)
+                let view = |t: &Tensor| -> Result<Tensor> {
+                    let t = t.narrow(0, 0, pos + 1)?.permute((1, 2, 0, 3))?;
+                    Ok(if m.device.is_cpu() {
+                        t
+                    } else {
+                        t.contiguous()?
+                    })
+                };
+                att.attend(&q, &view(&cache.k)?, &view(&cache.v)?, self_bias.as_ref())
+            })?;
+            x = block(&x, &layer.cross_norm, m.pre_norm, |h| {
+                let q = layer.cross_attn.query(h)?;
+                layer.cross_attn.attend(&q, ck, cv, Some(&self.bias))
+            })?;
+            x = block(&x, &layer.ffn_norm, m.pre_norm, |h| layer.ffn.forward(h))?;
+        }
+        if let Some(n) = &m.decoder.final_norm {
+            x = n.forward(&x)?;
+        }
+        self.pos += 1;
+        m.logits(&x.squeeze(1)?)
+    }
+
+    fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= self.rows) {
+            return Err(ModelError::Input(format!(
+                "select_rows: row {bad} does not exist ({} rows)",
+                self.rows
+            )));
+        }
+        let identity =
+            rows.len() == self.rows && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+        if identity {
+            return Ok(());
+        }
+        let n = rows.len();
+        let device = &self.model.device;
+        // Cross K/V and mask only change when the rows' sources change (not on a beam reorder
+        // within a source); they are re-gathered from the per-source originals.
+        let row_src: Vec<u32> = rows.iter().map(|&r| self.row_src[r as usize]).collect();
+        if row_src != self.row_src {
+            let n_src = self.bias_src.dim(0)?;
+            if n > 0
+                && row_src.len() == n_src
+                && row_src.iter().enumerate().all(|(i, &r)| r as usize == i)
+            {
+                self.cross = self.cross_src.clone();
+                self.bias = self.bias_src.clone();
+            } else if n > 0 {
+                let idx = Tensor::from_slice(&row_src, n, device)?;
+                self.cross = self
+                    .cross_src
+                    .iter()
+                    .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
+                    .collect::<Result<_>>()?;
+                self.bias = self.bias_src.index_select(&idx, 0)?;
+            }
+            self.row_src = row_src;
+        }
+        let mut cache = self.alloc_cache(n)?;
+        if n > 0 && self.pos > 0 {
+            // copy only the filled positions into the fresh buffers
+            let idx = Tensor::from_slice(rows, n, device)?;
+            for (new, old) in cache.iter_mut().zip(&self.cache) {
+                new.k
+                    .slice_set(&old.k.narrow(0, 0, self.pos)?.index_select(&idx, 1)?, 0, 0)?;
+                new.v
+                    .slice_set(&old.v.narrow(0, 0, self.pos)?.index_select(&idx, 1)?, 0, 0)?;
+            }
+        }
+        self.cache = cache;
+        self.rows = n;
+        Ok(())
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+}
