@@ -1,7 +1,7 @@
 //! One encoder-decoder transformer for every family, assembled from the shared blocks; the
 //! family only decides which blocks are present (see `load.rs`).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::ModelConfig;
 use super::layers::{
@@ -471,4 +471,3 @@ impl DecoderState for IncrementalDecoder<'_> {
         self.rows
     }
 }
-use candle_nn::Module as _TmpModule;
