@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// Refuse articles larger than this many bytes (never truncated).
     #[arg(long, value_name = "BYTES", default_value_t = io::DEFAULT_MAX_ARTICLE_BYTES)]
     pub max_article_bytes: usize,
+    /// JSONL field with the article text (a string, or an array of sentence strings).
+    #[arg(long, value_name = "NAME", default_value = "text")]
+    pub text_field: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -281,6 +284,7 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         &args.inputs,
         ReadOptions {
             max_article_bytes: args.max_article_bytes,
+            text_field: args.text_field.clone(),
         },
     ) {
         match d {

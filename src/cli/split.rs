@@ -29,6 +29,9 @@ pub struct SplitArgs {
     /// Refuse articles larger than this many bytes (never truncated).
     #[arg(long, value_name = "BYTES", default_value_t = io::DEFAULT_MAX_ARTICLE_BYTES)]
     pub max_article_bytes: usize,
+    /// JSONL field with the article text (a string, or an array of sentence strings).
+    #[arg(long, value_name = "NAME", default_value = "text")]
+    pub text_field: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +53,7 @@ pub fn run(args: SplitArgs, _g: Global) -> u8 {
     };
     let opts = ReadOptions {
         max_article_bytes: args.max_article_bytes,
+        text_field: args.text_field.clone(),
     };
     let mut docs = io::documents(&args.inputs, opts);
     let mut failed = 0usize;

@@ -66,12 +66,16 @@ pub struct Document {
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     pub max_article_bytes: usize,
+    /// JSONL field holding the article: a string, or an array of strings (sentences,
+    /// joined with spaces).
+    pub text_field: String,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
             max_article_bytes: DEFAULT_MAX_ARTICLE_BYTES,
+            text_field: "text".into(),
         }
     }
 }
@@ -343,18 +347,24 @@ fn parse_record(line: &[u8], doc: String, opts: &ReadOptions) -> Result<Document
         }
     };
     let name = format!("{doc} (id {id})");
-    let text = match obj.shift_remove("text") {
+    let field = opts.text_field.as_str();
+    let text = match obj.shift_remove(field) {
         Some(Value::String(s)) => s,
+        Some(Value::Array(parts)) if parts.iter().all(Value::is_string) => parts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
         Some(_) => {
             return Err(InputError::Json {
                 doc: name,
-                msg: "\"text\" must be a string".into(),
+                msg: format!("\"{field}\" must be a string or an array of strings"),
             })
         }
         None => {
             return Err(InputError::Json {
                 doc: name,
-                msg: "missing \"text\" field".into(),
+                msg: format!("missing \"{field}\" field (choose another with --text-field)"),
             })
         }
     };
@@ -458,6 +468,7 @@ mod tests {
         assert!(matches!(e, InputError::Empty { .. }));
         let small = ReadOptions {
             max_article_bytes: 4,
+            ..ReadOptions::default()
         };
         let e = text_document("x".into(), "c.txt", b"hello".to_vec(), &small).unwrap_err();
         assert!(matches!(
@@ -474,6 +485,7 @@ mod tests {
     fn over_long_jsonl_line_is_skipped_cleanly() {
         let small = ReadOptions {
             max_article_bytes: 8,
+            ..ReadOptions::default()
         };
         let long = format!(
             "{{\"id\":\"a\",\"text\":\"{}\"}}\n{{\"id\":\"b\",\"text\":\"ok\"}}\n",
