@@ -54,7 +54,7 @@ impl CharsMap {
                 blob.len()
             ));
         }
-        if trie_size < 4 || trie_size % 4 != 0 {
+        if trie_size < 4 || !trie_size.is_multiple_of(4) {
             return Err(format!(
                 "precompiled_charsmap trie size {trie_size} is not a positive multiple of 4"
             ));

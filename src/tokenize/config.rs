@@ -125,10 +125,6 @@ impl HubConfig {
             .and_then(|v| u32::try_from(v).ok())
     }
 
-    pub(crate) fn model_type(&self) -> Option<&str> {
-        self.model.get("model_type").and_then(Value::as_str)
-    }
-
     /// transformers 5.x: `clean_up_tokenization_spaces` defaults to false.
     pub(crate) fn clean_up_tokenization_spaces(&self) -> bool {
         self.tokenizer_bool("clean_up_tokenization_spaces")

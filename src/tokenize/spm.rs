@@ -347,9 +347,6 @@ impl SpmModel {
     pub(crate) fn len(&self) -> usize {
         self.pieces.len()
     }
-    pub(crate) fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
     pub(crate) fn unk_id(&self) -> u32 {
         self.unk_id
     }
@@ -361,9 +358,6 @@ impl SpmModel {
     }
     pub(crate) fn pad_id(&self) -> Option<u32> {
         self.pad_id
-    }
-    pub(crate) fn byte_fallback(&self) -> bool {
-        self.byte_fallback
     }
     pub(crate) fn charsmap_bytes(&self) -> Option<&[u8]> {
         self.charsmap_bytes.as_deref()
@@ -733,7 +727,7 @@ impl SpmModel {
         Some(self.decode_pieces(&pieces?))
     }
 
-    fn decode_piece<'a>(&self, piece: &'a str, id: u32, is_bos_ws: bool) -> (String, bool) {
+    fn decode_piece(&self, piece: &str, id: u32, is_bos_ws: bool) -> (String, bool) {
         let p = &self.pieces[id as usize];
         match p.ty {
             PieceType::Control => return (String::new(), false),
