@@ -258,7 +258,7 @@ impl Hf {
 
     pub(crate) fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
         self.tok
-            .encode(text, true)
+            .encode_fast(text, true)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| e.to_string())
     }

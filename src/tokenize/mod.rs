@@ -98,10 +98,10 @@ impl Kind {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Backend {
-    Hf(hf::Hf),
-    Marian(marian::Marian),
-    Mbart(mbart::Mbart),
-    Spm(SpmModel),
+    Hf(Box<hf::Hf>),
+    Marian(Box<marian::Marian>),
+    Mbart(Box<mbart::Mbart>),
+    Spm(Box<SpmModel>),
 }
 
 #[derive(Debug)]
@@ -226,7 +226,7 @@ impl Tokenizer {
                 unk_id: m.unk_id,
                 bos_id: None,
                 vocab_size: m.vocab_size,
-                backend: Backend::Marian(m),
+                backend: Backend::Marian(Box::new(m)),
             }
         } else if has("spiece.model") {
             let path = dir.join("spiece.model");
@@ -248,7 +248,7 @@ impl Tokenizer {
                 unk_id: 3,
                 bos_id: Some(0),
                 vocab_size: m.vocab_size(),
-                backend: Backend::Mbart(m),
+                backend: Backend::Mbart(Box::new(m)),
             }
         } else if has("vocab.json") && has("merges.txt") {
             let t = hf::Hf::bart(dir, &cfg)?;
@@ -280,7 +280,7 @@ impl Tokenizer {
             unk_id,
             bos_id: sp.bos_id(),
             vocab_size: sp.len(),
-            backend: Backend::Spm(sp),
+            backend: Backend::Spm(Box::new(sp)),
         };
         Ok(Tokenizer {
             inner: Arc::new(inner),
@@ -329,7 +329,7 @@ impl Tokenizer {
             unk_id,
             bos_id,
             vocab_size: t.vocab_size(),
-            backend: Backend::Hf(t),
+            backend: Backend::Hf(Box::new(t)),
         })
     }
 
