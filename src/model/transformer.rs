@@ -236,6 +236,8 @@ impl Seq2SeqModel for Transformer {
         Ok(Box::new(IncrementalDecoder::new(self, enc, max_len)?))
     }
 
+    // the logits' width: the decoder (target) vocabulary
+    #[allow(clippy::misnamed_getters)]
     fn vocab_size(&self) -> usize {
         self.config.decoder_vocab_size
     }
