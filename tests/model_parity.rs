@@ -399,3 +399,25 @@ fn config_and_weight_errors_are_reported() {
     let e = load_dir(&dir("does-not-exist"), &dev).err().unwrap();
     assert!(e.to_string().contains("config.json"), "{e}");
 }
+
+#[test]
+fn t5_buckets_match_transformers() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/t5_buckets.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let rel: Vec<i64> = serde_json::from_value(v["relative_positions"].clone()).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    for c in cases {
+        let nb = c["num_buckets"].as_u64().unwrap() as usize;
+        let md = c["max_distance"].as_u64().unwrap() as usize;
+        let bi = c["bidirectional"].as_bool().unwrap();
+        let want: Vec<u32> = serde_json::from_value(c["buckets"].clone()).unwrap();
+        let got: Vec<u32> = rel
+            .iter()
+            .map(|&r| tomtat::model::layers::relative_bucket(r, bi, nb, md))
+            .collect();
+        assert_eq!(got, want, "buckets {nb}/{md} bidirectional={bi}");
+    }
+}
