@@ -382,6 +382,23 @@ def build_family(name, root, seed, check_single, dry=False):
     return stats
 
 
+def write_t5_buckets(root):
+    """transformers' T5 relative position buckets for a few (num_buckets, max_distance)
+    settings, both directions, relative positions -300..300 (checks the float32 log path)."""
+    from transformers.models.t5.modeling_t5 import T5Attention
+    rel = torch.arange(-300, 301)
+    out = {"relative_positions": rel.tolist(), "cases": []}
+    for nb, md in [(32, 128), (8, 20), (16, 32), (32, 64)]:
+        for bi in (True, False):
+            b = T5Attention._relative_position_bucket(rel, bidirectional=bi, num_buckets=nb,
+                                                      max_distance=md)
+            out["cases"].append({"num_buckets": nb, "max_distance": md, "bidirectional": bi,
+                                 "buckets": b.tolist()})
+    with open(os.path.join(root, "t5_buckets.json"), "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     here = os.path.dirname(os.path.abspath(__file__))
@@ -391,6 +408,8 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1)
     print("transformers", transformers.__version__, "torch", torch.__version__)
+    os.makedirs(a.out, exist_ok=True)
+    write_t5_buckets(a.out)
     for i, name in enumerate(FAMILIES):
         if name in a.only.split(","):
             st = build_family(name, a.out, 1000 + i, not a.no_single)

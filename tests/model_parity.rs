@@ -399,3 +399,119 @@ fn config_and_weight_errors_are_reported() {
     let e = load_dir(&dir("does-not-exist"), &dev).err().unwrap();
     assert!(e.to_string().contains("config.json"), "{e}");
 }
+
+#[test]
+fn t5_buckets_match_transformers() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/t5_buckets.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let rel: Vec<i64> = serde_json::from_value(v["relative_positions"].clone()).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    for c in cases {
+        let nb = c["num_buckets"].as_u64().unwrap() as usize;
+        let md = c["max_distance"].as_u64().unwrap() as usize;
+        let bi = c["bidirectional"].as_bool().unwrap();
+        let want: Vec<u32> = serde_json::from_value(c["buckets"].clone()).unwrap();
+        let got: Vec<u32> = rel
+            .iter()
+            .map(|&r| tomtat::model::layers::relative_bucket(r, bi, nb, md))
+            .collect();
+        assert_eq!(got, want, "buckets {nb}/{md} bidirectional={bi}");
+    }
+}
+
+/// Opt-in check on a full-size model directory (not in CI: needs large local files):
+/// `TOMTAT_BENCH_MODEL=dir TOMTAT_BENCH_HF_IDS=hf.json RAYON_NUM_THREADS=1 cargo test --release
+/// --test model_parity full_size -- --ignored --nocapture`. `dir` holds config.json,
+/// model.safetensors and bench_inputs.json (ids, as ../shared/reference/make_random_models.py
+/// writes); greedy search of `max_new_tokens` tokens with EOS and single-token bad words
+/// banned (HF `min_new_tokens == max_new_tokens`), timed; if TOMTAT_BENCH_HF_IDS names the
+/// `--dump` of ../shared/reference/bench_hf.py (beams 1), the ids must be identical.
+#[test]
+#[ignore]
+fn full_size_greedy_matches_hf_and_timing() {
+    let Ok(d) = std::env::var("TOMTAT_BENCH_MODEL") else {
+        eprintln!("TOMTAT_BENCH_MODEL not set");
+        return;
+    };
+    let d = PathBuf::from(d);
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let inputs = read(d.join("bench_inputs.json"));
+    let gen = read(d.join("generation_config.json"));
+    let cfg = read(d.join("config.json"));
+    let srcs: Vec<Vec<u32>> = serde_json::from_value(inputs["ids"].clone()).unwrap();
+    let n = gen["max_new_tokens"].as_u64().unwrap_or(30) as usize;
+    let start = gen["decoder_start_token_id"]
+        .as_u64()
+        .or(cfg["decoder_start_token_id"].as_u64())
+        .unwrap() as u32;
+    let eos = gen["eos_token_id"]
+        .as_u64()
+        .or(cfg["eos_token_id"].as_u64())
+        .unwrap() as usize;
+    let pad = inputs["pad_token_id"].as_u64().unwrap() as u32;
+    let t0 = std::time::Instant::now();
+    let m = load_dir(&d, &Device::Cpu).unwrap();
+    let load_s = t0.elapsed().as_secs_f64();
+    let mut ban = vec![0f32; m.vocab_size()];
+    ban[eos] = f32::NEG_INFINITY;
+    if let Some(bw) = gen["bad_words_ids"].as_array() {
+        for w in bw
+            .iter()
+            .filter_map(|w| w.as_array())
+            .filter(|w| w.len() == 1)
+        {
+            ban[w[0].as_u64().unwrap() as usize] = f32::NEG_INFINITY;
+        }
+    }
+    let ban = Tensor::new(ban.as_slice(), &Device::Cpu).unwrap();
+    let s_max = srcs.iter().map(Vec::len).max().unwrap();
+    let b = srcs.len();
+    let mut ids = vec![pad; b * s_max];
+    let mut mask = vec![0u8; b * s_max];
+    for (i, r) in srcs.iter().enumerate() {
+        ids[i * s_max..i * s_max + r.len()].copy_from_slice(r);
+        mask[i * s_max..i * s_max + r.len()].fill(1);
+    }
+    let ids = Tensor::from_vec(ids, (b, s_max), &Device::Cpu).unwrap();
+    let mask = Tensor::from_vec(mask, (b, s_max), &Device::Cpu).unwrap();
+    let mut runs = Vec::new();
+    let mut got = Vec::new();
+    let n_runs: usize = std::env::var("TOMTAT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for _ in 0..n_runs {
+        let t = std::time::Instant::now();
+        let enc = m.encode(&ids, &mask).unwrap();
+        let t_enc = t.elapsed().as_secs_f64();
+        let mut dec = m.start_decoder(&enc, n).unwrap();
+        let mut tok = vec![start; b];
+        got = vec![Vec::new(); b];
+        for _ in 0..n {
+            let lg = dec.step(&tok).unwrap().broadcast_add(&ban).unwrap();
+            tok = lg.argmax(D::Minus1).unwrap().to_vec1().unwrap();
+            for (g, &t) in got.iter_mut().zip(&tok) {
+                g.push(t);
+            }
+        }
+        runs.push((t.elapsed().as_secs_f64(), t_enc));
+    }
+    let best = runs.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "{}: load {load_s:.2}s, runs (total s, encode s) {runs:.3?}, best {:.1} tok/s",
+        d.display(),
+        (b * n) as f64 / best
+    );
+    if let Ok(p) = std::env::var("TOMTAT_BENCH_HF_IDS") {
+        let want: Vec<Vec<u32>> =
+            serde_json::from_value(read(PathBuf::from(p))["ids"].clone()).unwrap();
+        let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();
+        eprintln!("greedy ids identical to HF: {same}/{}", want.len());
+        assert_eq!(got, want);
+    }
+}

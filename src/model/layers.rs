@@ -64,12 +64,11 @@ impl Positions {
     pub fn sinusoidal(n_pos: usize, dim: usize, device: &Device) -> Result<Self> {
         let sentinel = dim / 2 + dim % 2;
         let mut data = vec![0f32; n_pos * dim];
-        for pos in 0..n_pos {
-            let row = &mut data[pos * dim..(pos + 1) * dim];
+        for (pos, row) in data.chunks_mut(dim).enumerate() {
             let angle = |jj: usize| pos as f64 / 10000f64.powf(2.0 * (jj / 2) as f64 / dim as f64);
-            for (j, v) in row.iter_mut().enumerate() {
+            for (j, out) in row.iter_mut().enumerate() {
                 // sin of even source features go to [0, sentinel), cos of odd ones after it
-                *v = if j < sentinel {
+                *out = if j < sentinel {
                     angle(2 * j).sin() as f32
                 } else {
                     angle(2 * (j - sentinel) + 1).cos() as f32

@@ -236,7 +236,7 @@ impl Seq2SeqModel for Transformer {
         Ok(Box::new(IncrementalDecoder::new(self, enc, max_len)?))
     }
 
-    // The logits' width is the decoder's vocabulary (Marian may differ from the encoder's).
+    // the logits' width: the decoder (target) vocabulary
     #[allow(clippy::misnamed_getters)]
     fn vocab_size(&self) -> usize {
         self.config.decoder_vocab_size
