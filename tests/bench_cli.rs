@@ -34,8 +34,15 @@ fn check_rows(rows: &[serde_json::Value], threads: &[u64], beams: &[u64]) {
             assert_eq!(r["src_len"], 5);
             assert_eq!(r["new_tokens"], 4);
             assert_eq!(r["runs"], 1);
-            for key in ["median_s", "tokens_per_s", "encoder_ms", "decoder_ms_per_step"] {
-                let v = r[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}"));
+            for key in [
+                "median_s",
+                "tokens_per_s",
+                "encoder_ms",
+                "decoder_ms_per_step",
+            ] {
+                let v = r[key]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{key} missing: {r}"));
                 assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
             }
             assert!(r["tokens_per_s"].as_f64().unwrap() > 0.0, "{r}");
@@ -60,12 +67,25 @@ const TINY: [&str; 8] = [
 fn bench_random_tiny_marian_prints_table_and_json_file() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("rows.json");
-    let mut args = vec!["--shape", "tiny-marian", "--beams", "1,2", "--threads-list", "1,2"];
+    let mut args = vec![
+        "--shape",
+        "tiny-marian",
+        "--beams",
+        "1,2",
+        "--threads-list",
+        "1,2",
+    ];
     args.extend(TINY);
     let json_arg = json_path.to_str().unwrap().to_string();
     args.extend(["--json", &json_arg]);
     let (stdout, rows) = bench(&args);
-    for col in ["| model |", "tokens/s", "encoder ms", "decoder ms/step", "peak RSS MB"] {
+    for col in [
+        "| model |",
+        "tokens/s",
+        "encoder ms",
+        "decoder ms/step",
+        "peak RSS MB",
+    ] {
         assert!(stdout.contains(col), "no {col:?} in:\n{stdout}");
     }
     assert_eq!(stdout.matches("| tiny-marian |").count(), 4, "{stdout}");

@@ -34,8 +34,12 @@ new tokens, peak RSS of the process so far. The rows are also printed as JSON on
 stdout line (prefixed `json: `) and, with --json, written to FILE.")]
 pub struct BenchArgs {
     /// Model directory or Hub name (run on token ids: no tokenizer needed).
-    #[arg(long, value_name = "DIR|NAME", conflicts_with = "shape",
-          required_unless_present = "shape")]
+    #[arg(
+        long,
+        value_name = "DIR|NAME",
+        conflicts_with = "shape",
+        required_unless_present = "shape"
+    )]
     pub model: Option<String>,
     /// Bench a random-weight model of this shape instead (see below).
     #[arg(long, value_name = "SHAPE", value_parser = parse_shape)]
@@ -87,8 +91,8 @@ impl BenchShape {
 
 fn parse_shape(s: &str) -> Result<BenchShape, String> {
     if let Some(arch) = s.strip_prefix("tiny-") {
-        let arch = Arch::parse(arch)
-            .ok_or_else(|| format!("unknown architecture {arch:?} in {s:?}"))?;
+        let arch =
+            Arch::parse(arch).ok_or_else(|| format!("unknown architecture {arch:?} in {s:?}"))?;
         return Ok(BenchShape {
             arch,
             shape: Shape::Tiny,
@@ -147,7 +151,11 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
         args.shape.map(|s| s.shape),
         Some(Shape::DistilbartCnn12_6 | Shape::BartLargeCnn)
     );
-    let (d_batch, d_src, d_new) = if summarizer { (8, 512, 60) } else { (32, 30, 30) };
+    let (d_batch, d_src, d_new) = if summarizer {
+        (8, 512, 60)
+    } else {
+        (32, 30, 30)
+    };
     let batch = args.batch.map_or(d_batch, |n| n as usize);
     let src_len = args.src_len.map_or(d_src, |n| n as usize);
     let new_tokens = args.new_tokens.map_or(d_new, |n| n as usize);
@@ -229,7 +237,8 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
         // candle sizes its matmul parallelism from RAYON_NUM_THREADS (not from the pool it
         // runs in); set it between runs, while no compute thread reads it.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        let encoder_s = pool.install(|| time_encoder(model.as_ref(), &sources, greedy.pad, runs))?;
+        let encoder_s =
+            pool.install(|| time_encoder(model.as_ref(), &sources, greedy.pad, runs))?;
         for &beams in &args.beams {
             let r = forced_config(&base, beams as usize, new_tokens, model.vocab_size())?;
             let median_s = pool.install(|| {
@@ -438,12 +447,18 @@ mod tests {
                 shape: Shape::Tiny
             })
         );
-        assert_eq!(parse_shape("opus-mt-vi-en").map(|s| s.arch), Ok(Arch::Marian));
+        assert_eq!(
+            parse_shape("opus-mt-vi-en").map(|s| s.arch),
+            Ok(Arch::Marian)
+        );
         assert_eq!(parse_shape("flan-t5-base").map(|s| s.arch), Ok(Arch::T5v11));
         assert!(parse_shape("tiny").is_err());
         assert!(parse_shape("tiny-gpt2").is_err());
         assert!(parse_shape("huge").is_err());
-        assert_eq!(parse_shape("tiny-t5").map(|s| s.name()), Ok("tiny-t5".into()));
+        assert_eq!(
+            parse_shape("tiny-t5").map(|s| s.name()),
+            Ok("tiny-t5".into())
+        );
     }
 
     #[test]
