@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod generate;
 pub mod models;
 pub mod random_model;
@@ -69,6 +70,8 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// Run a seq2seq model's greedy / beam search on token ids from stdin (JSON Lines out).
     Generate(generate::GenerateArgs),
+    /// Benchmark generation on a model or a random model of a real shape (table + JSON).
+    Bench(bench::BenchArgs),
 }
 
 /// Global options every command may look at.
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Tokenize(a) => tokenize::run(a, global),
         Command::Models(a) => models::run(a, global),
         Command::Generate(args) => generate::run(args, global),
+        Command::Bench(a) => bench::run(a, global),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,124 @@
+//! `tomtat bench` end to end on tiny models: the table and the JSON rows are there and
+//! consistent with the options. No timing assertions (only that work was measured).
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> (String, Vec<serde_json::Value>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tomtat"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("running tomtat bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tomtat bench failed: {stderr}");
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 stdout");
+    let json_line = stdout
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("json: "))
+        .unwrap_or_else(|| panic!("no `json: ` last line in:\n{stdout}"));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(json_line).expect("JSON rows");
+    (stdout, rows)
+}
+
+fn check_rows(rows: &[serde_json::Value], threads: &[u64], beams: &[u64]) {
+    assert_eq!(rows.len(), threads.len() * beams.len());
+    let mut i = 0;
+    for &t in threads {
+        for &b in beams {
+            let r = &rows[i];
+            i += 1;
+            assert_eq!(r["threads"], t, "{r}");
+            assert_eq!(r["beams"], b, "{r}");
+            assert_eq!(r["batch"], 2);
+            assert_eq!(r["src_len"], 5);
+            assert_eq!(r["new_tokens"], 4);
+            assert_eq!(r["runs"], 1);
+            for key in [
+                "median_s",
+                "tokens_per_s",
+                "encoder_ms",
+                "decoder_ms_per_step",
+            ] {
+                let v = r[key]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{key} missing: {r}"));
+                assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
+            }
+            assert!(r["tokens_per_s"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["median_s"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r.get("peak_rss_mb").is_some(), "{r}");
+        }
+    }
+}
+
+const TINY: [&str; 8] = [
+    "--batch",
+    "2",
+    "--src-len",
+    "5",
+    "--new-tokens",
+    "4",
+    "--runs",
+    "1",
+];
+
+#[test]
+fn bench_random_tiny_marian_prints_table_and_json_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("rows.json");
+    let mut args = vec![
+        "--shape",
+        "tiny-marian",
+        "--beams",
+        "1,2",
+        "--threads-list",
+        "1,2",
+    ];
+    args.extend(TINY);
+    let json_arg = json_path.to_str().unwrap().to_string();
+    args.extend(["--json", &json_arg]);
+    let (stdout, rows) = bench(&args);
+    for col in [
+        "| model |",
+        "tokens/s",
+        "encoder ms",
+        "decoder ms/step",
+        "peak RSS MB",
+    ] {
+        assert!(stdout.contains(col), "no {col:?} in:\n{stdout}");
+    }
+    assert_eq!(stdout.matches("| tiny-marian |").count(), 4, "{stdout}");
+    check_rows(&rows, &[1, 2], &[1, 2]);
+    assert_eq!(rows[0]["model"], "tiny-marian");
+    let file: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(file, rows);
+}
+
+#[test]
+fn bench_fixture_model_dir() {
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/marian");
+    let mut args = vec!["--model", model, "--beams", "3", "--threads-list", "1"];
+    args.extend(TINY);
+    let (_, rows) = bench(&args);
+    check_rows(&rows, &[1], &[3]);
+}
+
+#[test]
+fn bench_rejects_bad_options() {
+    for args in [
+        vec!["--shape", "tiny"],
+        vec!["--shape", "nope"],
+        vec![],
+        vec!["--shape", "tiny-t5", "--model", "x"],
+        vec!["--shape", "tiny-t5", "--beams", "0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tomtat"))
+            .arg("bench")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
