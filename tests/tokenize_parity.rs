@@ -264,14 +264,22 @@ fn cli_tokenize_jsonl() {
         .lines()
         .all(|l| l.starts_with("{\"ids\":[") && !l.contains("pieces")));
 
+    // A Hub id goes through the hub: offline with an empty cache, a clear error naming it.
+    let empty_cache = tempfile::tempdir().unwrap();
     let bad = Command::new(env!("CARGO_BIN_EXE_tomtat"))
         .args(["tokenize", "--model", "Helsinki-NLP/opus-mt-vi-en"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", empty_cache.path())
+        .env_remove("HF_HUB_CACHE")
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("not a local model directory"), "{err}");
+    assert!(
+        err.contains("Helsinki-NLP/opus-mt-vi-en") && err.contains("offline"),
+        "{err}"
+    );
 }
 
 /// Random-string parity, not run by default (the input is generated, not committed):

@@ -17,10 +17,11 @@ echo 'Xin chào thế giới' | tomtat tokenize --model models/opus-mt-vi-en\n\n
 Output, one line per input line: {\"ids\": [...], \"pieces\": [...]}. The ids include the \
 model's special tokens (e.g. </s>).")]
 pub struct TokenizeArgs {
-    /// Local model directory with the tokenizer files (tokenizer.json, Marian source.spm /
+    /// A local directory with the tokenizer files (tokenizer.json, Marian source.spm /
     /// target.spm / vocab.json, spiece.model, sentencepiece.bpe.model, vocab.json +
-    /// merges.txt, or a *.model). Hub model ids are not supported here yet.
-    #[arg(long, value_name = "DIR")]
+    /// merges.txt, or a *.model), or a model name: built-in, owner/name[@rev] (downloaded
+    /// into the Hugging Face cache unless offline) or a manifest .toml.
+    #[arg(long, value_name = "DIR|NAME")]
     pub model: PathBuf,
     /// Write only {"ids": [...]} per line.
     #[arg(long)]
@@ -52,8 +53,21 @@ pub fn run(args: TokenizeArgs, g: Global) -> u8 {
     }
 }
 
-fn run_inner(args: &TokenizeArgs, _g: Global) -> Result<()> {
-    let tok = Tokenizer::from_dir(&args.model)?;
+fn run_inner(args: &TokenizeArgs, g: Global) -> Result<()> {
+    // A directory is used as it is (it may hold only tokenizer files); anything else is
+    // resolved like every other --model.
+    let dir = if args.model.is_dir() {
+        args.model.clone()
+    } else {
+        let mut opts = crate::hub::HubOptions::from_env();
+        opts.progress = !g.quiet;
+        let spec = args.model.to_string_lossy();
+        crate::hub::resolve(&spec, &opts)
+            .with_context(|| format!("--model {spec}"))?
+            .1
+            .root
+    };
+    let tok = Tokenizer::from_dir(&dir)?;
     tracing::info!(
         kind = tok.kind(),
         vocab_size = tok.vocab_size(),
