@@ -134,20 +134,17 @@ impl ModelDir {
     /// A local directory in the Hub's layout: checks that config, tokenizer and weights
     /// files are there.
     pub fn open_local(dir: &Path) -> Result<Self, HubError> {
-        let files = files::select_on_disk(dir, &files::Origin::Local)?;
-        Ok(ModelDir {
-            root: dir.to_path_buf(),
-            repo: None,
-            revision: None,
-            commit: None,
-            files,
-        })
+        Self::open_local_with(dir, true)
     }
 
     /// [`open_local`](Self::open_local) for running on token ids: tokenizer files may be
     /// missing.
     pub fn open_local_without_tokenizer(dir: &Path) -> Result<Self, HubError> {
-        let files = files::select_on_disk_with(dir, &files::Origin::Local, false)?;
+        Self::open_local_with(dir, false)
+    }
+
+    fn open_local_with(dir: &Path, need_tokenizer: bool) -> Result<Self, HubError> {
+        let files = files::select_on_disk_with(dir, &files::Origin::Local, need_tokenizer)?;
         Ok(ModelDir {
             root: dir.to_path_buf(),
             repo: None,
