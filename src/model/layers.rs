@@ -1,8 +1,9 @@
 //! Building blocks shared by every family: embeddings, position tables, norms, attention,
 //! feed-forward, T5 relative position buckets. Weight loading with names is in `load.rs`.
 
-use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::Linear;
+use candle_core::{DType, Device, Tensor, D};
+
+use super::linear::Linear;
 
 use super::config::Activation;
 use super::Result;
@@ -189,7 +190,7 @@ impl Attention {
             .matmul(v)?
             .transpose(1, 2)?
             .reshape((b, l, self.heads * self.head_dim))?;
-        Ok(self.o.forward(&ctx)?)
+        self.o.forward(&ctx)
     }
 }
 
@@ -220,7 +221,7 @@ impl FeedForward {
         if let Some(gate) = &self.gate {
             h = (h * gate.forward(x)?)?;
         }
-        Ok(self.wo.forward(&h)?)
+        self.wo.forward(&h)
     }
 }
 

@@ -1,10 +1,11 @@
 //! Family-specific weight names -> the shared blocks (`layers.rs`) -> a [`Transformer`].
 
 use candle_core::{DType, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::config::{Family, ModelConfig};
 use super::layers::{Attention, Embedding, FeedForward, Norm, Positions, RelativeBias};
+use super::linear::Linear;
 use super::transformer::{DecoderLayer, EncoderLayer, Stack, Transformer};
 use super::{ModelError, Result};
 
@@ -42,14 +43,29 @@ fn first_of(vb: &VarBuilder, shape: &[usize], names: &[&str]) -> Result<Tensor> 
     }
 }
 
-fn linear(vb: &VarBuilder, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
-    let w = tensor(vb, &[out_dim, in_dim], "weight")?;
-    let b = if bias {
+/// Weight and optional bias of an `nn.Linear`, multiplied by `scale` when given.
+fn linear_scaled(
+    vb: &VarBuilder,
+    out_dim: usize,
+    in_dim: usize,
+    bias: bool,
+    scale: Option<f64>,
+) -> Result<Linear> {
+    let mut w = tensor(vb, &[out_dim, in_dim], "weight")?;
+    let mut b = if bias {
         Some(tensor(vb, &[out_dim], "bias")?)
     } else {
         None
     };
-    Ok(Linear::new(w, b))
+    if let Some(s) = scale {
+        w = w.affine(s, 0.0)?;
+        b = b.map(|b| b.affine(s, 0.0)).transpose()?;
+    }
+    Linear::prepared(w, b)
+}
+
+fn linear(vb: &VarBuilder, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
+    linear_scaled(vb, out_dim, in_dim, bias, None)
 }
 
 fn layer_norm(vb: &VarBuilder, d: usize, eps: f64) -> Result<Norm> {
@@ -79,17 +95,8 @@ fn attention(
     scale: Option<f64>,
 ) -> Result<Attention> {
     let inner = heads * head_dim;
-    let mut q = linear(&vb.pp(names[0]), inner, d_model, bias)?;
-    if let Some(s) = scale {
-        let w = q.weight().affine(s, 0.0)?;
-        let b = match q.bias() {
-            Some(b) => Some(b.affine(s, 0.0)?),
-            None => None,
-        };
-        q = Linear::new(w, b);
-    }
     Ok(Attention {
-        q,
+        q: linear_scaled(&vb.pp(names[0]), inner, d_model, bias, scale)?,
         k: linear(&vb.pp(names[1]), inner, d_model, bias)?,
         v: linear(&vb.pp(names[2]), inner, d_model, bias)?,
         o: linear(&vb.pp(names[3]), d_model, inner, bias)?,
@@ -221,12 +228,12 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             ffn_norm: layer_norm(&lv.pp("final_layer_norm"), d, eps)?,
         });
     }
-    let lm_head = output_projection(root, cfg, &dec_w)?;
     let final_logits_bias = if root.contains_tensor("final_logits_bias") {
         Some(tensor(root, &[1, cfg.decoder_vocab_size], "final_logits_bias")?.squeeze(0)?)
     } else {
         None
     };
+    let lm_head = Linear::prepared(output_projection(root, cfg, &dec_w)?, final_logits_bias)?;
     Ok(Transformer {
         config: cfg.clone(),
         encoder: Stack {
@@ -253,7 +260,6 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
         },
         pre_norm,
         lm_head,
-        final_logits_bias,
         output_scale: None,
         device,
     })
@@ -331,7 +337,7 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             ffn_norm: rms_norm(&lv.pp("2.layer_norm"), d, eps)?,
         });
     }
-    let lm_head = output_projection(vb, cfg, &shared)?;
+    let lm_head = Linear::prepared(output_projection(vb, cfg, &shared)?, None)?;
     let stack_final = |side: &str| rms_norm(&vb.pp(side).pp("final_layer_norm"), d, eps);
     Ok(Transformer {
         config: cfg.clone(),
@@ -359,7 +365,6 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
         },
         pre_norm: true,
         lm_head,
-        final_logits_bias: None,
         output_scale: if cfg.scale_decoder_outputs {
             Some((d as f64).powf(-0.5))
         } else {
