@@ -110,16 +110,21 @@ impl PackedMatrix {
         self.has_bias
     }
 
-    /// Row `i` of the original `[n, k]` weight (for tests and tied embeddings).
+    /// Row `i` of the original `[n, k]` weight (tied embeddings read their rows here).
     pub fn row(&self, i: usize) -> Vec<f32> {
+        let mut out = vec![0f32; self.k];
+        self.row_into(i, &mut out);
+        out
+    }
+
+    /// Copy row `i` (< n) of the original weight into `out` (length k).
+    pub fn row_into(&self, i: usize, out: &mut [f32]) {
         let (p, j) = (i / NR, i % NR);
-        let base = p * self.k * NR;
-        (0..self.k)
-            .map(|kk| {
-                let flat = base + kk * NR + j;
-                self.data[flat / 16].0[flat % 16]
-            })
-            .collect()
+        let base = p * self.k * NR + j;
+        for (kk, o) in out.iter_mut().enumerate().take(self.k) {
+            let flat = base + kk * NR;
+            *o = self.data[flat / 16].0[flat % 16];
+        }
     }
 
     /// Bias as given (length n) if any.

@@ -37,17 +37,32 @@ impl Linear {
             return Ok(Self::dense(weight, bias));
         }
         let (n, k) = weight.dims2()?;
-        let w = weight.flatten_all()?.to_vec1::<f32>()?;
         let b = match &bias {
             Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
             None => None,
         };
-        Ok(Linear::Packed(Arc::new(PackedMatrix::pack(
-            &w,
-            n,
-            k,
-            b.as_deref(),
-        ))))
+        // read the weight in place (no copy of a possibly vocabulary-sized matrix)
+        let weight = weight.contiguous()?;
+        let (storage, layout) = weight.storage_and_layout();
+        let packed = match (&*storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => {
+                PackedMatrix::pack(&v[start..end], n, k, b.as_deref())
+            }
+            _ => {
+                return Err(super::ModelError::Weights(
+                    "packing expects a contiguous f32 CPU weight".into(),
+                ))
+            }
+        };
+        Ok(Linear::Packed(Arc::new(packed)))
+    }
+
+    /// The packed weight, when this layer has one.
+    pub fn packed(&self) -> Option<&Arc<PackedMatrix>> {
+        match self {
+            Linear::Packed(p) => Some(p),
+            Linear::Dense { .. } => None,
+        }
     }
 
     /// Output features.

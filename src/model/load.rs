@@ -4,7 +4,9 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::{Family, ModelConfig};
-use super::layers::{Attention, Embedding, FeedForward, Norm, Positions, RelativeBias};
+use super::layers::{
+    Attention, Embedding, EmbeddingTable, FeedForward, Norm, Positions, RelativeBias,
+};
 use super::linear::Linear;
 use super::transformer::{DecoderLayer, EncoderLayer, Stack, Transformer};
 use super::{ModelError, Result};
@@ -119,6 +121,33 @@ fn output_projection(vb: &VarBuilder, cfg: &ModelConfig, dec_embed: &Tensor) -> 
     }
 }
 
+/// Encoder and decoder embeddings. When the output projection is the decoder embedding
+/// (tied) and was packed, the embeddings read their rows from the packed copy, so the
+/// vocabulary matrix is held once (it is the largest tensor of a Marian model).
+fn tied_embeddings(
+    lm_head: &Linear,
+    tied: bool,
+    enc_w: Tensor,
+    dec_w: Tensor,
+    scale: Option<f64>,
+) -> (Embedding, Embedding) {
+    match (tied, lm_head.packed()) {
+        (true, Some(p)) => {
+            let packed = Embedding {
+                table: EmbeddingTable::Packed(p.clone()),
+                scale,
+            };
+            let enc = if enc_w.id() == dec_w.id() {
+                packed.clone()
+            } else {
+                Embedding::new(enc_w, scale)
+            };
+            (enc, packed)
+        }
+        _ => (Embedding::new(enc_w, scale), Embedding::new(dec_w, scale)),
+    }
+}
+
 /// Marian / BART / mBART (`model.encoder.layers.N.self_attn.q_proj.weight`, ...).
 fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
     let device = root.device().clone();
@@ -156,6 +185,17 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             "decoder.embed_tokens.weight",
         )?
     };
+    // The output projection first: packing it frees the (tied) embedding tensor before the
+    // layers load, which keeps the peak memory of loading near the model's size.
+    let final_logits_bias = if root.contains_tensor("final_logits_bias") {
+        Some(tensor(root, &[1, cfg.decoder_vocab_size], "final_logits_bias")?.squeeze(0)?)
+    } else {
+        None
+    };
+    let lm_w = output_projection(root, cfg, &dec_w)?;
+    let tied = lm_w.id() == dec_w.id();
+    let lm_head = Linear::prepared(lm_w, final_logits_bias)?;
+    let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, enc_w, dec_w, scale);
     let max_pos = cfg.max_position_embeddings.unwrap_or(1024);
     let positions = |side: &str| -> Result<Positions> {
         if cfg.family == Family::Marian {
@@ -228,19 +268,10 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             ffn_norm: layer_norm(&lv.pp("final_layer_norm"), d, eps)?,
         });
     }
-    let final_logits_bias = if root.contains_tensor("final_logits_bias") {
-        Some(tensor(root, &[1, cfg.decoder_vocab_size], "final_logits_bias")?.squeeze(0)?)
-    } else {
-        None
-    };
-    let lm_head = Linear::prepared(output_projection(root, cfg, &dec_w)?, final_logits_bias)?;
     Ok(Transformer {
         config: cfg.clone(),
         encoder: Stack {
-            embed: Embedding {
-                weight: enc_w,
-                scale,
-            },
+            embed: enc_embed,
             positions: Some(positions("encoder")?),
             embed_norm: embed_norm("encoder")?,
             layers: enc_layers,
@@ -248,10 +279,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             rel_bias: None,
         },
         decoder: Stack {
-            embed: Embedding {
-                weight: dec_w,
-                scale,
-            },
+            embed: dec_embed,
             positions: Some(positions("decoder")?),
             embed_norm: embed_norm("decoder")?,
             layers: dec_layers,
@@ -281,6 +309,10 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             "decoder.embed_tokens.weight",
         ],
     )?;
+    let lm_w = output_projection(vb, cfg, &shared)?;
+    let tied = lm_w.id() == shared.id();
+    let lm_head = Linear::prepared(lm_w, None)?;
+    let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, shared.clone(), shared, None);
     let names = ["q", "k", "v", "o"];
     let ffn = |lv: &VarBuilder| -> Result<FeedForward> {
         let fv = lv.pp("DenseReluDense");
@@ -337,15 +369,11 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             ffn_norm: rms_norm(&lv.pp("2.layer_norm"), d, eps)?,
         });
     }
-    let lm_head = Linear::prepared(output_projection(vb, cfg, &shared)?, None)?;
     let stack_final = |side: &str| rms_norm(&vb.pp(side).pp("final_layer_norm"), d, eps);
     Ok(Transformer {
         config: cfg.clone(),
         encoder: Stack {
-            embed: Embedding {
-                weight: shared.clone(),
-                scale: None,
-            },
+            embed: enc_embed,
             positions: None,
             embed_norm: None,
             layers: enc_layers,
@@ -353,10 +381,7 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             rel_bias: Some(rel("encoder", true)?),
         },
         decoder: Stack {
-            embed: Embedding {
-                weight: shared,
-                scale: None,
-            },
+            embed: dec_embed,
             positions: None,
             embed_norm: None,
             layers: dec_layers,
