@@ -123,7 +123,8 @@ cargo test --release --features cuda --no-run
 KPTX=$(ls -d "$CARGO_TARGET_DIR"/release/build/candle-kernels-*/out | head -1)
 n=0
 for f in "$KPTX"/*.ptx; do
-    "$TOOLS/ptxas124/ptxas" -arch=sm_90 "$f" -o /dev/null
+    arch=$(grep -m1 -oE "^\.target sm_[0-9]+a?" "$f" | cut -d" " -f2)
+    "$TOOLS/ptxas124/ptxas" -arch="$arch" "$f" -o /dev/null
     n=$((n + 1))
 done
 echo "ptx: $n kernel files accepted by CUDA 12.4 ptxas (PTX .version $TOMTAT_PTX_VERSION)"
