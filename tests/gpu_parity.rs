@@ -20,10 +20,13 @@ use tomtat::model::{load_dir_transformer_as, Seq2SeqModel, Transformer};
 
 const FAMILIES: [&str; 5] = ["marian", "bart", "mbart", "t5", "t5v11"];
 
+/// The fixtures; TOMTAT_ROOT (a checkout's root) overrides the build-time path, for test
+/// binaries carried to another machine (scripts/gpu_bundle.sh).
 fn dir(family: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/models")
-        .join(family)
+    let root = std::env::var_os("TOMTAT_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    root.join("tests/fixtures/models").join(family)
 }
 
 /// The GPU, or `None` (with a note) when there is none and none is required.
