@@ -147,9 +147,8 @@ impl MemProfile {
         let enc_inner = (cfg.encoder_heads * cfg.encoder_head_dim) as u64;
         let dec_inner = (cfg.decoder_heads * cfg.decoder_head_dim) as u64;
         // encoder: a few live [tokens, d] / [tokens, ffn] buffers, and scores + probs
-        let encoder =
-            b * (6 * d.max(enc_inner) + 2 * cfg.encoder_ffn_dim as u64)
-                + 3 * b * cfg.encoder_heads as u64 * max_src as u64;
+        let encoder = b * (6 * d.max(enc_inner) + 2 * cfg.encoder_ffn_dim as u64)
+            + 3 * b * cfg.encoder_heads as u64 * max_src as u64;
         let cross = k * ld * 2 * dec_inner * b;
         let self_cache = 2 * k * ld * 2 * dec_inner * b * max_len as u64;
         let logits = k * cfg.decoder_vocab_size as u64 * (b + 4) * 2;
@@ -176,7 +175,10 @@ impl MemProfile {
         let tokens = (left / self.per_token.max(1)) as usize;
         BatchLimits {
             max_rows: rows,
-            max_tokens: limits.max_tokens.min(tokens).max(rows.min(limits.max_tokens)),
+            max_tokens: limits
+                .max_tokens
+                .min(tokens)
+                .max(rows.min(limits.max_tokens)),
         }
     }
 }
@@ -218,9 +220,15 @@ mod tests {
     #[test]
     fn auto_dtype() {
         let cfg = marian();
-        assert_eq!(resolve_dtype(DTypeArg::Auto, &Device::Cpu, &cfg), DType::F32);
+        assert_eq!(
+            resolve_dtype(DTypeArg::Auto, &Device::Cpu, &cfg),
+            DType::F32
+        );
         assert_eq!(resolve_dtype(DTypeArg::F16, &Device::Cpu, &cfg), DType::F16);
-        assert_eq!(resolve_dtype(DTypeArg::Bf16, &Device::Cpu, &cfg), DType::BF16);
+        assert_eq!(
+            resolve_dtype(DTypeArg::Bf16, &Device::Cpu, &cfg),
+            DType::BF16
+        );
         assert_eq!(dtype_name(DType::BF16), "bf16");
     }
 

@@ -159,7 +159,9 @@ fn f32_on_gpu_matches_transformers() {
             agree * 100.0
         );
         if enc >= 1e-3 || lg >= 1e-3 {
-            failures.push(format!("{fam}: encoder {enc:.2e} logits {lg:.2e} (tol 1e-3)"));
+            failures.push(format!(
+                "{fam}: encoder {enc:.2e} logits {lg:.2e} (tol 1e-3)"
+            ));
         }
         for (name, same, n, tok) in generate_parity(fam, DType::F32, &dev) {
             println!(

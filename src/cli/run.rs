@@ -247,8 +247,8 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     // GPU: batches that fit in free device memory (the token budget is the knob).
     for e in translator.iter().chain(summarizer.iter()) {
         let fitted = e.fit_limits(opts.limits);
-        let changed = (fitted.max_tokens, fitted.max_rows)
-            != (opts.limits.max_tokens, opts.limits.max_rows);
+        let changed =
+            (fitted.max_tokens, fitted.max_rows) != (opts.limits.max_tokens, opts.limits.max_rows);
         if changed && !g.quiet {
             eprintln!(
                 "note: batch limits {} tokens / {} rows -> {} / {} to fit GPU memory",

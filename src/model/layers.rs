@@ -362,7 +362,9 @@ pub fn padding_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
     let m = mask.to_dtype(DType::F32)?.clamp(0f32, 1f32)?;
     let min = mask_value(dtype);
     // 1 -> -MIN + MIN = 0 exactly, 0 -> MIN (computed in f32, where both are exact)
-    Ok(m.affine(-min, min)?.reshape((b, 1, 1, s))?.to_dtype(dtype)?)
+    Ok(m.affine(-min, min)?
+        .reshape((b, 1, 1, s))?
+        .to_dtype(dtype)?)
 }
 
 /// `[1, 1, t, t]` additive causal mask of `dtype`.
@@ -415,7 +417,10 @@ mod tests {
                 .to_vec1()
                 .unwrap();
             assert_eq!(b[0], 0.0, "{dt:?}");
-            assert!(b[1].is_finite() && b[1] as f64 == mask_value(dt), "{dt:?} {b:?}");
+            assert!(
+                b[1].is_finite() && b[1] as f64 == mask_value(dt),
+                "{dt:?} {b:?}"
+            );
             let c: Vec<f32> = causal_bias(2, dt, &Device::Cpu)
                 .unwrap()
                 .to_dtype(DType::F32)

@@ -152,9 +152,9 @@ pub fn load_dir_transformer_as(dir: &Path, dtype: DType, device: &Device) -> Res
     // SAFETY: the file is mapped read-only; as with every mmap, it must not be truncated
     // while the model is alive (model files are not modified while tomtat runs).
     let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) }
-            .map_err(|e| ModelError::Io {
-                path: weights.display().to_string(),
-                msg: e.to_string(),
-            })?;
+        .map_err(|e| ModelError::Io {
+            path: weights.display().to_string(),
+            msg: e.to_string(),
+        })?;
     load_transformer(&config, &vb)
 }

@@ -117,12 +117,21 @@ impl Engine {
             repo: dir.repo.clone(),
             revision: dir.commit.clone().or_else(|| dir.revision.clone()),
         };
-        let mem = match (device.is_cpu(), crate::model::ModelConfig::from_json(&config)) {
+        let mem = match (
+            device.is_cpu(),
+            crate::model::ModelConfig::from_json(&config),
+        ) {
             (false, Ok(cfg)) => {
                 let r = gen
                     .resolve(model.vocab_size())
                     .map_err(|e| PipelineError::Model(e.to_string()))?;
-                Some(MemProfile::new(&cfg, dtype, r.num_beams, r.max_length, max_source))
+                Some(MemProfile::new(
+                    &cfg,
+                    dtype,
+                    r.num_beams,
+                    r.max_length,
+                    max_source,
+                ))
             }
             _ => None,
         };
