@@ -9,9 +9,9 @@
 # * nvcc: only the CUDA 13 wheels ship an `nvcc` binary (the -cu12 "nvcc" wheels hold only
 #   ptxas), so candle's kernels are compiled with nvcc 13.0.
 # * PTX version: nvcc 13 writes `.version 9.0` PTX, which only r580+ drivers can JIT. Our
-#   nvcc wrapper rewrites it to `.version $TOMTAT_PTX_VERSION` (default 7.8, the minimum for
-#   sm_90; r520+ drivers) and every PTX file is then checked with a CUDA 12.4 ptxas, i.e. an
-#   r550-era JIT would accept it.
+#   nvcc wrapper rewrites it to `.version $TOMTAT_PTX_VERSION` (default 8.0: CUDA 12.0, r525+
+#   drivers; the minimum for the sm_90a target candle builds for) and every PTX file is then
+#   checked with a CUDA 12.4 ptxas, i.e. an r550-era JIT would accept it.
 # * Libraries: cudarc links libcuda/libcublas/libcublasLt/libcurand/libnvrtc dynamically. The
 #   bindings are pinned to CUDA 12 ($CUDARC_CUDA_VERSION, default 12040) and linked against the
 #   -cu12 wheels, so at run time the binary uses the CUDA 12 libraries that PyTorch wheels
@@ -28,7 +28,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${CUDA_VENV:-$ROOT/../cudaenv}
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-12040}
-export TOMTAT_PTX_VERSION=${TOMTAT_PTX_VERSION:-7.8}
+export TOMTAT_PTX_VERSION=${TOMTAT_PTX_VERSION:-8.0}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/cuda}
 CHECK=0
 [[ ${1:-} == --check ]] && CHECK=1

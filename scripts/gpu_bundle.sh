@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Build what scripts/gpu_check.sh runs on a GPU machine that has no Rust toolchain:
-#   gpu-bundle/tomtat       release binary, --features cuda, stripped
-#   gpu-bundle/gpu_parity   tests/gpu_parity.rs test executable (release, stripped)
-#   gpu-bundle/lib/         libcudart.so.13 (linked for candle's MoE kernels)
-# gpu-bundle/ is git-ignored: carry it with the working tree (it stays well under 64 MiB).
+#   gpu-bundle/bundle.tar.xz with
+#     tomtat       release binary, --features cuda, stripped (~59 MB: candle's PTX and MoE
+#                  SASS are embedded)
+#     gpu_parity   tests/gpu_parity.rs test executable (release, stripped, about as large)
+#     lib/         libcudart.so.13 (linked for candle's MoE kernels)
+# xz brings the two binaries to ~17 MB, under the 64 MiB a carried working tree may hold.
+# gpu-bundle/ is git-ignored: carry it with the working tree; scripts/gpu_check.sh unpacks it.
 # Uses scripts/cuda_build.sh (toolchain from PyPI wheels, no GPU needed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,4 +36,6 @@ for line in sys.stdin:
 cp "$exe" "$B/gpu_parity"
 strip "$B/tomtat" "$B/gpu_parity"
 cp -L "$NV/cu13/lib/libcudart.so.13" "$B/lib/"
-du -sh "$B" "$B"/* "$B"/lib/*
+du -sh "$B"/* "$B"/lib/*
+(cd "$B" && XZ_OPT="-6 -T0" tar -cJf bundle.tar.xz tomtat gpu_parity lib && rm -rf tomtat gpu_parity lib)
+du -sh "$B/bundle.tar.xz"

@@ -2,9 +2,10 @@
 # One-shot GPU check, for a machine with an NVIDIA GPU, its driver, Python + torch +
 # transformers, but no Rust toolchain and no network. Everything Rust comes prebuilt in
 # gpu-bundle/ (scripts/gpu_bundle.sh, run on the build machine):
-#   gpu-bundle/tomtat        release binary built with --features cuda (stripped)
-#   gpu-bundle/gpu_parity    the tests/gpu_parity.rs test executable
-#   gpu-bundle/lib/          libcudart.so.13 (only for candle's unused MoE kernels)
+#   gpu-bundle/bundle.tar.xz, unpacked into a temp dir:
+#     tomtat        release binary built with --features cuda (stripped)
+#     gpu_parity    the tests/gpu_parity.rs test executable
+#     lib/          libcudart.so.13 (only for candle's unused MoE kernels)
 # The CUDA 12 libraries the binary links (cublas, cublasLt, curand, nvrtc) are taken from the
 # Python environment's nvidia-* wheels (installed with torch), or /usr/local/cuda.
 #
@@ -36,6 +37,12 @@ T0=$SECONDS
 section() { echo; echo "=== $* ($((SECONDS - T0)) s)"; }
 export HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error TOKENIZERS_PARALLELISM=false
 
+# the bundle travels xz-compressed (scripts/gpu_bundle.sh); unpack it into the temp dir
+if [[ -f $B/bundle.tar.xz ]]; then
+    mkdir -p "$W/bundle"
+    "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+        "$B/bundle.tar.xz" "$W/bundle" && B=$W/bundle
+fi
 if [[ $DRY == 1 ]]; then
     BIN=${TOMTAT_BIN:-$ROOT/target/release/tomtat}
     [[ -x $BIN ]] || BIN=$ROOT/target/debug/tomtat
