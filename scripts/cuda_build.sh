@@ -120,7 +120,7 @@ cargo build --release --features cuda
 cargo test --release --features cuda --no-run
 
 # 6. check the kernels' PTX against the CUDA 12.4 ptxas
-KPTX=$(ls -d "$CARGO_TARGET_DIR"/release/build/candle-kernels-*/out | head -1)
+KPTX=$(dirname "$(ls -t "$CARGO_TARGET_DIR"/release/build/candle-kernels-*/out/ptx.rs | head -1)")
 n=0
 for f in "$KPTX"/*.ptx; do
     arch=$(grep -m1 -oE "^\.target sm_[0-9]+a?" "$f" | cut -d" " -f2)
