@@ -7,7 +7,7 @@
 //!
 //! Built only with `--features cuda`. Without a usable GPU the tests print why and pass,
 //! unless TOMTAT_REQUIRE_GPU=1 (scripts/gpu_check.sh sets it). TOMTAT_TEST_DEVICE picks the
-//! device (default cuda:0). Run with `--nocapture` for the numbers (lines start with `gpu:`).
+//! device (default cuda:0; `cpu` runs the same checks on the CPU half-precision path). Run with `--nocapture` for the numbers (lines start with `gpu:`).
 #![cfg(feature = "cuda")]
 
 use std::collections::HashMap;
@@ -177,8 +177,15 @@ fn f32_on_gpu_matches_transformers() {
 }
 
 /// Half precision: reported, with loose bounds that catch real breakage (NaN/inf, masks,
-/// wrong dtype plumbing) but not rounding.
+/// wrong dtype plumbing) but not rounding. The bounds come from the same test on CPU
+/// (TOMTAT_TEST_DEVICE=cpu): f16 logits within 2.7e-2 relative, argmax agreement 100%; bf16
+/// (3 fewer mantissa bits) within 0.2, agreement 86-97% on these small-margin random models.
 fn half(dtype: DType) {
+    let (max_rel, min_agree) = if dtype == DType::BF16 {
+        (0.3, 0.75)
+    } else {
+        (0.1, 0.9)
+    };
     let Some(dev) = gpu() else { return };
     let tag = format!("{dtype:?}").to_lowercase();
     let mut failures = Vec::new();
@@ -190,7 +197,7 @@ fn half(dtype: DType) {
              argmax agreement {:.1}%",
             agree * 100.0
         );
-        if !(rel < 0.1 && agree >= 0.8) {
+        if !(rel < max_rel && agree >= min_agree) {
             failures.push(format!(
                 "{fam}: logits relative diff {rel:.2e}, argmax agreement {:.1}%",
                 agree * 100.0
@@ -219,6 +226,10 @@ fn bf16_on_gpu_is_close() {
 #[test]
 fn gpu_memory_is_reported() {
     let Some(dev) = gpu() else { return };
+    if dev.is_cpu() {
+        assert!(tomtat::device::memory_info(&dev).is_none());
+        return;
+    }
     let (free, total) = tomtat::device::memory_info(&dev).expect("memory info on a GPU");
     println!("gpu: memory free {} MiB of {} MiB", free >> 20, total >> 20);
     assert!(free <= total && total > 0);
