@@ -9,7 +9,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 pub mod config;
+pub mod gemm;
 pub mod layers;
+pub mod linear;
 mod load;
 pub mod transformer;
 

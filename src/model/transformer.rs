@@ -1,12 +1,13 @@
 //! One encoder-decoder transformer for every family, assembled from the shared blocks; the
 //! family only decides which blocks are present (see `load.rs`).
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
 use super::layers::{
     causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
 };
+use super::linear::Linear;
 use super::{DecoderState, EncoderOutput, ModelError, Result, Seq2SeqModel};
 
 #[derive(Debug, Clone)]
@@ -64,10 +65,8 @@ pub struct Transformer {
     pub encoder: Stack<EncoderLayer>,
     pub decoder: Stack<DecoderLayer>,
     pub pre_norm: bool,
-    /// `[vocab, d_model]`.
-    pub lm_head: Tensor,
-    /// `[vocab]`.
-    pub final_logits_bias: Option<Tensor>,
+    /// `[vocab, d_model]` with BART's `final_logits_bias` as its bias.
+    pub lm_head: Linear,
     /// T5 v1.0 tied head: d_model^-0.5.
     pub output_scale: Option<f64>,
     pub device: Device,
@@ -126,7 +125,11 @@ impl Transformer {
 
     /// Dtype of the weights and activations (f32, or f16/bf16 on GPU); logits are f32.
     pub fn dtype(&self) -> DType {
-        self.lm_head.dtype()
+        match &self.lm_head {
+            Linear::Dense { weight, .. } => weight.dtype(),
+            // only f32 CPU weights are packed
+            Linear::Packed(_) => DType::F32,
+        }
     }
 
     /// `x`: `[.., d_model]` decoder output -> logits `[.., vocab]`.
@@ -138,10 +141,7 @@ impl Transformer {
         if let Some(s) = self.output_scale {
             h = h.affine(s, 0.0)?;
         }
-        let mut logits = h.matmul(&self.lm_head.t()?)?;
-        if let Some(b) = &self.final_logits_bias {
-            logits = logits.broadcast_add(b)?;
-        }
+        let logits = self.lm_head.forward(&h)?;
         let mut out_dims = dims;
         if let Some(last) = out_dims.last_mut() {
             *last = self.config.decoder_vocab_size;

@@ -1,0 +1,186 @@
+//! The projection layer every block uses (attention q/k/v/o, feed-forward, vocabulary head).
+//!
+//! On CPU in f32 the weight is packed once at load for [`super::gemm`] (no repacking per
+//! decoding step); elsewhere (CUDA, half precision) it stays a candle tensor and uses candle's
+//! matmul.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+
+use super::gemm::PackedMatrix;
+use super::Result;
+
+#[derive(Debug, Clone)]
+pub enum Linear {
+    /// `[out, in]` weight and `[out]` bias as loaded, for candle's matmul.
+    Dense {
+        weight: Tensor,
+        bias: Option<Tensor>,
+    },
+    /// Packed f32 weight (CPU).
+    Packed(Arc<PackedMatrix>),
+}
+
+impl Linear {
+    /// A layer that keeps its tensors as they are.
+    pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear::Dense { weight, bias }
+    }
+
+    /// The fastest layout for the weight's device and dtype (packed on CPU f32).
+    pub fn prepared(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        if !weight.device().is_cpu()
+            || weight.dtype() != DType::F32
+            || std::env::var_os("TOMTAT_NO_PACK").is_some()
+        {
+            return Ok(Self::dense(weight, bias));
+        }
+        let (n, k) = weight.dims2()?;
+        let b = match &bias {
+            Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        // read the weight in place (no copy of a possibly vocabulary-sized matrix)
+        let weight = weight.contiguous()?;
+        let (storage, layout) = weight.storage_and_layout();
+        let packed = match (&*storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => {
+                PackedMatrix::pack(&v[start..end], n, k, b.as_deref())
+            }
+            _ => {
+                return Err(super::ModelError::Weights(
+                    "packing expects a contiguous f32 CPU weight".into(),
+                ))
+            }
+        };
+        Ok(Linear::Packed(Arc::new(packed)))
+    }
+
+    /// The packed weight, when this layer has one.
+    pub fn packed(&self) -> Option<&Arc<PackedMatrix>> {
+        match self {
+            Linear::Packed(p) => Some(p),
+            Linear::Dense { .. } => None,
+        }
+    }
+
+    /// Output features.
+    pub fn out_dim(&self) -> Result<usize> {
+        Ok(match self {
+            Linear::Dense { weight, .. } => weight.dim(0)?,
+            Linear::Packed(p) => p.n(),
+        })
+    }
+
+    /// `[.., in] -> [.., out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Dense { weight, bias } => {
+                let dims = x.dims().to_vec();
+                let k = *dims.last().unwrap_or(&0);
+                let rows = x.elem_count() / k.max(1);
+                let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
+                let y = match bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                };
+                let mut out = dims;
+                if let Some(last) = out.last_mut() {
+                    *last = weight.dim(0)?;
+                }
+                Ok(y.reshape(out)?)
+            }
+            // contiguous() is free for the usual contiguous input
+            Linear::Packed(p) => Ok(x.contiguous()?.apply_op1_no_bwd(&PackedOp(p))?),
+        }
+    }
+}
+
+struct PackedOp<'a>(&'a PackedMatrix);
+
+impl CustomOp1 for PackedOp<'_> {
+    fn name(&self) -> &'static str {
+        "packed-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = self.0;
+        let dims = layout.shape().dims();
+        let k = dims.last().copied().unwrap_or(0);
+        if k != p.k() {
+            candle_core::bail!(
+                "packed linear: input has {k} features, the weight {}",
+                p.k()
+            );
+        }
+        let x = match storage {
+            CpuStorage::F32(v) => v,
+            _ => candle_core::bail!("packed linear: input must be f32"),
+        };
+        let m = layout.shape().elem_count() / k.max(1);
+        let out = match layout.contiguous_offsets() {
+            Some((start, end)) => p.matmul(&x[start..end], m),
+            None => candle_core::bail!("packed linear: input must be contiguous"),
+        };
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = p.n();
+        }
+        Ok((CpuStorage::F32(out), Shape::from(out_dims)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn packed_equals_dense() {
+        let d = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (37, 24), &d).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 37, &d).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 24), &d).unwrap();
+        let dense = Linear::dense(w.clone(), Some(b.clone()))
+            .forward(&x)
+            .unwrap();
+        let packed = Linear::prepared(w, Some(b)).unwrap();
+        assert!(matches!(packed, Linear::Packed(_)));
+        let got = packed.forward(&x).unwrap();
+        assert_eq!(got.dims(), &[2, 5, 37]);
+        let diff = (got - dense)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "{diff}");
+        // a strided (transposed) input is made contiguous first
+        let xt = Tensor::randn(0f32, 1.0, (24, 3), &d).unwrap().t().unwrap();
+        assert!(!xt.is_contiguous());
+        let w2 = Tensor::randn(0f32, 1.0, (5, 24), &d).unwrap();
+        let a = Linear::prepared(w2.clone(), None)
+            .unwrap()
+            .forward(&xt)
+            .unwrap();
+        let b = Linear::dense(w2, None).forward(&xt).unwrap();
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+    }
+}
