@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod cli;
+pub mod device;
 pub mod generate;
 pub mod hub;
 pub mod io;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
-use candle_core::{DType, Device};
+use candle_core::Device;
 use clap::Args;
 use serde::Serialize;
 
@@ -71,6 +71,8 @@ pub struct BenchArgs {
     /// Seed of the source ids (and of the random weights with --shape).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub dev: crate::device::DeviceArgs,
 }
 
 /// A `--shape` value: an architecture and a size.
@@ -125,6 +127,9 @@ pub struct BenchRow {
     pub decoder_ms_per_step: f64,
     /// Peak resident set size of the process up to the end of this row (Linux), MB.
     pub peak_rss_mb: Option<f64>,
+    /// `cpu` or `cuda:N`, and the model dtype (`f32`, `f16`, `bf16`).
+    pub device: String,
+    pub dtype: String,
 }
 
 pub fn run(args: BenchArgs, global: Global) -> u8 {
@@ -159,9 +164,11 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
     let batch = args.batch.map_or(d_batch, |n| n as usize);
     let src_len = args.src_len.map_or(d_src, |n| n as usize);
     let new_tokens = args.new_tokens.map_or(d_new, |n| n as usize);
+    let device = crate::device::parse_device(&args.dev.device)?;
     let threads_list: Vec<usize> = if args.threads_list.is_empty() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if n > 1 {
+        // on a GPU the host threads only run the search bookkeeping: all cores
+        if n > 1 && device.is_cpu() {
             vec![1, n]
         } else {
             vec![1]
@@ -210,11 +217,11 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
         (None, None) => bail!("give --model or --shape"),
     };
 
-    let device = Device::Cpu;
     let mdir = crate::hub::ModelDir::open_local_without_tokenizer(&dir)
         .with_context(|| format!("model {}", dir.display()))?;
-    let vb = crate::hub::load_weights(&mdir, DType::F32, &device)?;
     let config = crate::hub::read_config(&mdir)?;
+    let dtype = crate::device::resolve_dtype(args.dev.dtype, &device, &config);
+    let vb = crate::hub::load_weights(&mdir, dtype, &device)?;
     let model = crate::model::from_config(&config, vb)
         .with_context(|| format!("loading model {}", dir.display()))?;
     let base = GenerationConfig::from_model_dir(&dir)?;
@@ -238,7 +245,7 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
         // runs in); set it between runs, while no compute thread reads it.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         let encoder_s =
-            pool.install(|| time_encoder(model.as_ref(), &sources, greedy.pad, runs))?;
+            pool.install(|| time_encoder(model.as_ref(), &sources, greedy.pad, runs, &device))?;
         for &beams in &args.beams {
             let r = forced_config(&base, beams as usize, new_tokens, model.vocab_size())?;
             let median_s = pool.install(|| {
@@ -262,6 +269,8 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
                 encoder_ms: encoder_s * 1e3,
                 decoder_ms_per_step: (median_s - encoder_s).max(0.0) * 1e3 / new_tokens as f64,
                 peak_rss_mb: crate::pipeline::report::peak_rss_mb(),
+                device: args.dev.device.trim().to_string(),
+                dtype: crate::device::dtype_name(dtype).to_string(),
             };
             if !global.quiet {
                 eprintln!(
@@ -365,13 +374,16 @@ fn time_encoder(
     sources: &[Vec<u32>],
     pad: u32,
     runs: usize,
+    device: &Device,
 ) -> anyhow::Result<f64> {
-    let (ids, mask) = pad_batch(sources, pad, &Device::Cpu)?;
+    let (ids, mask) = pad_batch(sources, pad, device)?;
     let mut times = Vec::with_capacity(runs);
     for i in 0..=runs {
         let t = Instant::now();
         let enc = model.encode(&ids, &mask)?;
-        // Force the result (a no-op on CPU, where candle computes eagerly).
+        // Wait for the result (a no-op on CPU, where candle computes eagerly; GPU kernels
+        // run asynchronously).
+        device.synchronize()?;
         drop(enc);
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());

@@ -56,6 +56,8 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
+    #[command(flatten)]
+    pub dev: crate::device::DeviceArgs,
 }
 
 pub fn run(args: GenerateArgs, global: Global) -> u8 {
@@ -105,9 +107,10 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
     if let Some(n) = args.max_new_tokens {
         cfg.max_new_tokens = Some(n as usize);
     }
-    let device = Device::Cpu;
-    let vb = crate::hub::load_weights(&mdir, candle_core::DType::F32, &device)?;
+    let device = crate::device::parse_device(&args.dev.device)?;
     let config = crate::hub::read_config(&mdir)?;
+    let dtype = crate::device::resolve_dtype(args.dev.dtype, &device, &config);
+    let vb = crate::hub::load_weights(&mdir, dtype, &device)?;
     let model = crate::model::from_config(&config, vb)
         .with_context(|| format!("loading model {}", dir.display()))?;
     let resolved = cfg.resolve(model.vocab_size())?;

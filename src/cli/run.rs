@@ -40,6 +40,10 @@ pub struct RunArgs {
     /// cpu, or cuda[:N] (needs a build with --features cuda).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Weights/activations: auto = f32 on CPU; on CUDA f16, bf16 for T5-family models.
+    /// On CUDA the batch limits are also shrunk to what fits in free GPU memory.
+    #[arg(long, value_enum, default_value_t = crate::device::DTypeArg::Auto)]
+    pub dtype: crate::device::DTypeArg,
     /// translate-first: translate the article, summarize the English; summarize-first:
     /// summarize in Vietnamese and translate only the brief (much cheaper on long articles).
     #[arg(long, value_enum, default_value_t = OrderArg::TranslateFirst)]
@@ -185,7 +189,7 @@ fn write_markdown(dir: &Path, doc: &Document, r: &pipeline::ArticleResult) -> st
 }
 
 pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
-    let opts = Options {
+    let mut opts = Options {
         stages,
         order: match args.order {
             OrderArg::TranslateFirst => Order::TranslateFirst,
@@ -200,6 +204,7 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     };
     let engine_opts = EngineOptions {
         device: args.device.clone(),
+        dtype: args.dtype,
         offline: args.offline
             || std::env::var("HF_HUB_OFFLINE")
                 .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
@@ -239,6 +244,19 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     } else {
         None
     };
+    // GPU: batches that fit in free device memory (the token budget is the knob).
+    for e in translator.iter().chain(summarizer.iter()) {
+        let fitted = e.fit_limits(opts.limits);
+        let changed =
+            (fitted.max_tokens, fitted.max_rows) != (opts.limits.max_tokens, opts.limits.max_rows);
+        if changed && !g.quiet {
+            eprintln!(
+                "note: batch limits {} tokens / {} rows -> {} / {} to fit GPU memory",
+                opts.limits.max_tokens, opts.limits.max_rows, fitted.max_tokens, fitted.max_rows
+            );
+        }
+        opts.limits = fitted;
+    }
     let mut models = Map::new();
     if let Some(t) = &translator {
         models.insert("translator".into(), json!(t.info()));

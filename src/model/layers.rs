@@ -12,6 +12,19 @@ use super::Result;
 /// so a row with every key masked gets uniform weights instead of NaN.
 pub const MASK_VALUE: f32 = f32::MIN;
 
+/// [`MASK_VALUE`] for a model dtype: its finite minimum (`torch.finfo(dtype).min`), since
+/// f32::MIN rounds to -inf in f16/bf16. In half precision `score + min` may still round to
+/// -inf; softmax then gives exactly 0 for that key, and every row keeps a real key.
+pub fn mask_value(dtype: DType) -> f64 {
+    match dtype {
+        // f16: -(2 - 2^-10) * 2^15; bf16: -(2 - 2^-7) * 2^127 (both exact in f32)
+        DType::F16 => -65504.0,
+        DType::BF16 => -(2.0 - 2f64.powi(-7)) * 2f64.powi(127),
+        DType::F64 => f64::MIN,
+        _ => MASK_VALUE as f64,
+    }
+}
+
 /// Token embedding, optionally scaled (Marian/BART `scale_embedding`: sqrt(d_model)).
 #[derive(Debug, Clone)]
 pub struct Embedding {
@@ -98,7 +111,9 @@ impl Positions {
 
     /// Marian's static table: sin in the first half of the features, cos in the second,
     /// angle pos / 10000^(2*(j/2)/dim), computed in f64 then rounded like transformers.
-    pub fn sinusoidal(n_pos: usize, dim: usize, device: &Device) -> Result<Self> {
+    /// The table is computed in f32 and stored as `dtype` (transformers rounds it the same
+    /// way when a model is cast to half precision).
+    pub fn sinusoidal(n_pos: usize, dim: usize, dtype: DType, device: &Device) -> Result<Self> {
         let sentinel = dim / 2 + dim % 2;
         let mut data = vec![0f32; n_pos * dim];
         for (pos, row) in data.chunks_mut(dim).enumerate() {
@@ -112,7 +127,7 @@ impl Positions {
                 };
             }
         }
-        let table = Tensor::from_vec(data, (n_pos, dim), device)?;
+        let table = Tensor::from_vec(data, (n_pos, dim), device)?.to_dtype(dtype)?;
         Ok(Self {
             table,
             offset: 0,
@@ -153,6 +168,33 @@ pub enum Norm {
 
 impl Norm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            // GPU: candle's fused kernels (one launch, f32 accumulation for f16/bf16).
+            let x = x.contiguous()?;
+            return Ok(match self {
+                Norm::Layer { weight, bias, eps } => {
+                    candle_nn::ops::layer_norm(&x, weight, bias, *eps as f32)?
+                }
+                Norm::Rms { weight, eps } => candle_nn::ops::rms_norm(&x, weight, *eps as f32)?,
+            });
+        }
+        if matches!(x.dtype(), DType::F16 | DType::BF16) {
+            // CPU half precision: the f32 formula below, then back (sums of squares overflow
+            // f16).
+            let up = |t: &Tensor| t.to_dtype(DType::F32);
+            let n = match self {
+                Norm::Layer { weight, bias, eps } => Norm::Layer {
+                    weight: up(weight)?,
+                    bias: up(bias)?,
+                    eps: *eps,
+                },
+                Norm::Rms { weight, eps } => Norm::Rms {
+                    weight: up(weight)?,
+                    eps: *eps,
+                },
+            };
+            return Ok(n.forward(&up(x)?)?.to_dtype(x.dtype())?);
+        }
         let d = x.dim(D::Minus1)? as f64;
         Ok(match self {
             // Two passes (mean, then centred variance) as torch does: a one-pass E[x^2]-E[x]^2
@@ -351,21 +393,24 @@ impl RelativeBias {
     }
 }
 
-/// `[b, s]` mask (nonzero = real token) -> additive `[b, 1, 1, s]` f32 bias.
-pub fn padding_bias(mask: &Tensor) -> Result<Tensor> {
+/// `[b, s]` mask (nonzero = real token) -> additive `[b, 1, 1, s]` bias of `dtype`.
+pub fn padding_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
     let (b, s) = mask.dims2()?;
     let m = mask.to_dtype(DType::F32)?.clamp(0f32, 1f32)?;
-    // 1 -> MAX + MIN = 0 exactly, 0 -> MIN
-    Ok(m.affine(f32::MAX as f64, MASK_VALUE as f64)?
-        .reshape((b, 1, 1, s))?)
+    let min = mask_value(dtype);
+    // 1 -> -MIN + MIN = 0 exactly, 0 -> MIN (computed in f32, where both are exact)
+    Ok(m.affine(-min, min)?
+        .reshape((b, 1, 1, s))?
+        .to_dtype(dtype)?)
 }
 
-/// `[1, 1, t, t]` additive causal mask.
-pub fn causal_bias(t: usize, device: &Device) -> Result<Tensor> {
+/// `[1, 1, t, t]` additive causal mask of `dtype`.
+pub fn causal_bias(t: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let min = mask_value(dtype) as f32;
     let data: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j > i { MASK_VALUE } else { 0.0 }))
+        .flat_map(|i| (0..t).map(move |j| if j > i { min } else { 0.0 }))
         .collect();
-    Ok(Tensor::from_vec(data, (1, 1, t, t), device)?)
+    Ok(Tensor::from_vec(data, (1, 1, t, t), device)?.to_dtype(dtype)?)
 }
 
 #[cfg(test)]
@@ -387,7 +432,7 @@ mod tests {
     #[test]
     fn padding_bias_is_zero_or_min() {
         let m = Tensor::new(&[[1u8, 1, 0]], &Device::Cpu).unwrap();
-        let b: Vec<f32> = padding_bias(&m)
+        let b: Vec<f32> = padding_bias(&m, DType::F32)
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -397,8 +442,37 @@ mod tests {
     }
 
     #[test]
+    fn half_masks_are_finite_minimums() {
+        let m = Tensor::new(&[[1u8, 0]], &Device::Cpu).unwrap();
+        for dt in [DType::F16, DType::BF16] {
+            let b: Vec<f32> = padding_bias(&m, dt)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(b[0], 0.0, "{dt:?}");
+            assert!(
+                b[1].is_finite() && b[1] as f64 == mask_value(dt),
+                "{dt:?} {b:?}"
+            );
+            let c: Vec<f32> = causal_bias(2, dt, &Device::Cpu)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(c[..3], [0.0, mask_value(dt) as f32, 0.0], "{dt:?}");
+        }
+    }
+
+    #[test]
     fn sinusoidal_layout() {
-        let p = Positions::sinusoidal(3, 4, &Device::Cpu).unwrap();
+        let p = Positions::sinusoidal(3, 4, DType::F32, &Device::Cpu).unwrap();
         let t: Vec<Vec<f32>> = p.range(0, 3).unwrap().to_vec2().unwrap();
         // dim 4: features [sin(p), sin(p/100), cos(p), cos(p/100)]
         let want = |p: f64| [p.sin(), (p / 100.0).sin(), p.cos(), (p / 100.0).cos()];

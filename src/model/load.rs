@@ -1,6 +1,6 @@
 //! Family-specific weight names -> the shared blocks (`layers.rs`) -> a [`Transformer`].
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use super::config::{Family, ModelConfig};
@@ -32,7 +32,8 @@ fn tensor(vb: &VarBuilder, shape: &[usize], name: &str) -> Result<Tensor> {
             t.dims()
         )));
     }
-    Ok(t.to_dtype(DType::F32)?)
+    // the dtype the VarBuilder was opened with (f32, or f16/bf16 for GPU inference)
+    Ok(t.to_dtype(vb.dtype())?)
 }
 
 /// The first of `names` present in the checkpoint.
@@ -199,7 +200,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
     let max_pos = cfg.max_position_embeddings.unwrap_or(1024);
     let positions = |side: &str| -> Result<Positions> {
         if cfg.family == Family::Marian {
-            Positions::sinusoidal(max_pos, d, &device)
+            Positions::sinusoidal(max_pos, d, root.dtype(), &device)
         } else {
             let t = tensor(
                 &vb.pp(side).pp("embed_positions"),

@@ -137,6 +137,12 @@ pub fn load_dir(dir: &Path, device: &Device) -> Result<Box<dyn Seq2SeqModel>> {
 
 /// [`load_dir`] returning the concrete type.
 pub fn load_dir_transformer(dir: &Path, device: &Device) -> Result<Transformer> {
+    load_dir_transformer_as(dir, DType::F32, device)
+}
+
+/// [`load_dir_transformer`] with the weights (and so the activations) in `dtype`, e.g. f16 on
+/// a GPU; logits are f32 whatever the dtype.
+pub fn load_dir_transformer_as(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
     let config = read_config(dir)?;
     let weights = dir.join("model.safetensors");
     if !weights.is_file() {
@@ -147,11 +153,10 @@ pub fn load_dir_transformer(dir: &Path, device: &Device) -> Result<Transformer> 
     }
     // SAFETY: the file is mapped read-only; as with every mmap, it must not be truncated
     // while the model is alive (model files are not modified while tomtat runs).
-    let vb =
-        unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, device) }
-            .map_err(|e| ModelError::Io {
-                path: weights.display().to_string(),
-                msg: e.to_string(),
-            })?;
+    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) }
+        .map_err(|e| ModelError::Io {
+            path: weights.display().to_string(),
+            msg: e.to_string(),
+        })?;
     load_transformer(&config, &vb)
 }

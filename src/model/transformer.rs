@@ -123,6 +123,15 @@ impl Transformer {
         &self.config
     }
 
+    /// Dtype of the weights and activations (f32, or f16/bf16 on GPU); logits are f32.
+    pub fn dtype(&self) -> DType {
+        match &self.lm_head {
+            Linear::Dense { weight, .. } => weight.dtype(),
+            // only f32 CPU weights are packed
+            Linear::Packed(_) => DType::F32,
+        }
+    }
+
     /// `x`: `[.., d_model]` decoder output -> logits `[.., vocab]`.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
@@ -137,7 +146,8 @@ impl Transformer {
         if let Some(last) = out_dims.last_mut() {
             *last = self.config.decoder_vocab_size;
         }
-        Ok(logits.reshape(out_dims)?)
+        // scores are processed in f32 (a no-op for f32 models)
+        Ok(logits.reshape(out_dims)?.to_dtype(DType::F32)?)
     }
 
     /// Teacher-forced decoder pass over whole sequences (no cache): logits `[b, t, vocab]`.
@@ -155,11 +165,11 @@ impl Transformer {
             )));
         }
         let mut x = self.decoder.embed(&ids, 0)?;
-        let mut self_bias = causal_bias(t, &self.device)?;
+        let mut self_bias = causal_bias(t, self.dtype(), &self.device)?;
         if let Some(rel) = &self.decoder.rel_bias {
             self_bias = rel.matrix(t, t, 0)?.broadcast_add(&self_bias)?;
         }
-        let cross_bias = padding_bias(&enc.mask)?;
+        let cross_bias = padding_bias(&enc.mask, self.dtype())?;
         for layer in &self.decoder.layers {
             x = block(&x, &layer.self_norm, self.pre_norm, |h| {
                 let q = layer.self_attn.query(h)?;
@@ -204,7 +214,7 @@ impl Seq2SeqModel for Transformer {
             }
         }
         let mask = attention_mask.to_dtype(DType::U8)?;
-        let mut bias = padding_bias(&mask)?;
+        let mut bias = padding_bias(&mask, self.dtype())?;
         if let Some(rel) = &self.encoder.rel_bias {
             // as transformers: position bias + mask computed once, shared by all layers
             bias = rel.matrix(s, s, 0)?.broadcast_add(&bias)?;
@@ -333,7 +343,7 @@ impl<'a> IncrementalDecoder<'a> {
         for layer in &model.decoder.layers {
             cross_src.push(layer.cross_attn.key_value(&enc.hidden)?);
         }
-        let bias_src = padding_bias(&enc.mask)?;
+        let bias_src = padding_bias(&enc.mask, model.dtype())?;
         let rel_steps = match &model.decoder.rel_bias {
             Some(r) => Some(r.by_distance_reversed(max_len)?),
             None => None,
@@ -366,8 +376,8 @@ impl<'a> IncrementalDecoder<'a> {
             .map(|l| {
                 let shape = (self.max_len, rows, l.self_attn.heads, l.self_attn.head_dim);
                 Ok(KvCache {
-                    k: Tensor::zeros(shape, DType::F32, &self.model.device)?,
-                    v: Tensor::zeros(shape, DType::F32, &self.model.device)?,
+                    k: Tensor::zeros(shape, self.model.dtype(), &self.model.device)?,
+                    v: Tensor::zeros(shape, self.model.dtype(), &self.model.device)?,
                 })
             })
             .collect()

@@ -1,8 +1,10 @@
 //! A loaded model with its tokenizer and generation settings: the real [`TextGenerator`].
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 
 use super::{Lengths, ModelInfo, PipelineError, TextGenerator};
+use crate::batch::BatchLimits;
+use crate::device::{resolve_dtype, DTypeArg, MemProfile};
 use crate::generate::{generate_resolved, GenerationConfig};
 use crate::hub::{self, HubOptions, Manifest};
 use crate::model::Seq2SeqModel;
@@ -13,6 +15,8 @@ use crate::tokenize::Tokenizer;
 pub struct EngineOptions {
     /// `cpu` or `cuda[:N]`.
     pub device: String,
+    /// Model dtype (auto: f32 on CPU, f16 or bf16 on CUDA; see `crate::device`).
+    pub dtype: DTypeArg,
     pub offline: bool,
     pub quiet: bool,
     pub threads: Option<usize>,
@@ -25,6 +29,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             device: "cpu".into(),
+            dtype: DTypeArg::Auto,
             offline: false,
             quiet: true,
             threads: None,
@@ -34,31 +39,9 @@ impl Default for EngineOptions {
     }
 }
 
-/// `cpu`, `cuda` or `cuda:N`.
+/// `cpu`, `cuda` or `cuda:N` (see [`crate::device::parse_device`]).
 pub fn parse_device(s: &str) -> Result<Device, PipelineError> {
-    let s = s.trim();
-    if s == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let ordinal = match s.strip_prefix("cuda") {
-        Some("") => 0,
-        Some(rest) => rest
-            .strip_prefix(':')
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| {
-                PipelineError::Model(format!("bad device '{s}': use cpu, cuda or cuda:N"))
-            })?,
-        None => {
-            return Err(PipelineError::Model(format!(
-                "bad device '{s}': use cpu, cuda or cuda:N"
-            )))
-        }
-    };
-    Device::new_cuda(ordinal).map_err(|e| {
-        PipelineError::Model(format!(
-            "device {s}: {e} (CUDA needs a build with `--features cuda` and an NVIDIA driver)"
-        ))
-    })
+    crate::device::parse_device(s).map_err(|e| PipelineError::Model(e.to_string()))
 }
 
 pub struct Engine {
@@ -70,6 +53,8 @@ pub struct Engine {
     output_prefix: Option<String>,
     max_source: usize,
     device: Device,
+    /// Device memory a batch needs (GPU only).
+    mem: Option<MemProfile>,
 }
 
 impl Engine {
@@ -83,7 +68,8 @@ impl Engine {
             hub::resolve(spec, &hub_opts).map_err(|e| PipelineError::Model(e.to_string()))?;
         let device = parse_device(&opts.device)?;
         let config = hub::read_config(&dir).map_err(|e| PipelineError::Model(e.to_string()))?;
-        let vb = hub::load_weights(&dir, DType::F32, &device)
+        let dtype = resolve_dtype(opts.dtype, &device, &config);
+        let vb = hub::load_weights(&dir, dtype, &device)
             .map_err(|e| PipelineError::Model(e.to_string()))?;
         let model = crate::model::from_config(&config, vb)
             .map_err(|e| PipelineError::Model(format!("{}: {e}", dir.display_name())))?;
@@ -131,7 +117,26 @@ impl Engine {
             repo: dir.repo.clone(),
             revision: dir.commit.clone().or_else(|| dir.revision.clone()),
         };
+        let mem = match (
+            device.is_cpu(),
+            crate::model::ModelConfig::from_json(&config),
+        ) {
+            (false, Ok(cfg)) => {
+                let r = gen
+                    .resolve(model.vocab_size())
+                    .map_err(|e| PipelineError::Model(e.to_string()))?;
+                Some(MemProfile::new(
+                    &cfg,
+                    dtype,
+                    r.num_beams,
+                    r.max_length,
+                    max_source,
+                ))
+            }
+            _ => None,
+        };
         Ok(Engine {
+            mem,
             info,
             tokenizer,
             model,
@@ -145,6 +150,14 @@ impl Engine {
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// `limits` shrunk to what fits in the GPU's free memory now (unchanged on CPU).
+    pub fn fit_limits(&self, limits: BatchLimits) -> BatchLimits {
+        match (&self.mem, crate::device::memory_info(&self.device)) {
+            (Some(p), Some((free, _))) => p.fit(limits, free as u64, 16),
+            _ => limits,
+        }
     }
 }
 
