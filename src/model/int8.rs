@@ -24,9 +24,8 @@ const MR: usize = 8;
 const NR: usize = 3;
 /// Output columns per packed weight panel (= register tile width).
 const PANEL: usize = NR * 16;
-/// Rows per cache block: the activations of one block (MC x k bytes) stay in L2 while every
-/// panel of the weight streams past them.
-const MC: usize = 256;
+/// Bytes of packed weight per column block (kept in L2, which is 1 MiB on Zen 4).
+const NC_BYTES: usize = 384 << 10;
 /// Below this many multiply-adds a GEMM runs on the calling thread (rayon is not worth it).
 const PAR_MIN_MACS: usize = 1 << 22;
 /// `255 * 127 * k` must fit an i32 accumulator.
@@ -48,25 +47,26 @@ impl Kernel {
 
     /// Every kernel this CPU can run, slowest first.
     pub fn available() -> Vec<Kernel> {
-        #[allow(unused_mut)]
-        let mut v = vec![Kernel::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") {
-                v.push(Kernel::Avx2);
-            }
-            if is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vnni")
-            {
-                v.push(Kernel::Avx512Vnni);
-            }
-        }
-        v
+        [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512Vnni]
+            .into_iter()
+            .filter(|k| k.is_available())
+            .collect()
     }
 
     pub fn is_available(self) -> bool {
-        Self::available().contains(&self)
+        match self {
+            Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
     }
 }
 
@@ -105,6 +105,14 @@ impl std::fmt::Debug for QLinear {
     }
 }
 
+/// Round to nearest, ties to even, for |v| < 2^22 (quantized values are within ±128): adding
+/// and removing 1.5 * 2^23 does it in the default rounding mode, without a libm call.
+#[inline(always)]
+fn rne(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
+}
+
 fn round_up(x: usize, m: usize) -> usize {
     x.div_ceil(m) * m
 }
@@ -118,7 +126,7 @@ fn quantize_row_i8(row: &[f32], out: &mut [i8]) -> f32 {
     }
     let inv = 127.0 / amax;
     for (o, v) in out.iter_mut().zip(row) {
-        *o = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        *o = rne(v * inv).clamp(-127.0, 127.0) as i8;
     }
     amax / 127.0
 }
@@ -133,7 +141,7 @@ fn quantize_row_u8_scalar(row: &[f32], out: &mut [u8]) -> f32 {
     }
     let inv = 127.0 / amax;
     for (o, v) in out.iter_mut().zip(row) {
-        *o = ((v * inv).round_ties_even().clamp(-127.0, 127.0) as i32 + 128) as u8;
+        *o = (rne(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
     }
     amax / 127.0
 }
@@ -181,15 +189,26 @@ impl Packed {
 
     /// `out[m, n] = epilogue(a_packed x W^T)`. `a`: activations packed per MR-row block as
     /// `[kp/4][MR][4]` (`m` rounded up to MR rows); `sx`: `[m]` activation scales.
+    #[cfg(test)]
     fn gemm(&self, kernel: Kernel, a: &[u8], sx: &[f32], m: usize, out: &mut [f32]) {
-        assert!(out.len() >= m * self.n && sx.len() >= m && a.len() >= round_up(m, MR) * self.kp);
+        assert!(out.len() >= m * self.n);
+        // SAFETY: `out` holds the `m x n` output.
+        unsafe { self.gemm_uninit(kernel, a, sx, m, out.as_mut_ptr()) }
+    }
+
+    /// [`Self::gemm`] into possibly uninitialized memory.
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of `m * n` f32.
+    unsafe fn gemm_uninit(&self, kernel: Kernel, a: &[u8], sx: &[f32], m: usize, out: *mut f32) {
+        assert!(sx.len() >= m && a.len() >= round_up(m, MR) * self.kp);
         assert!(
             kernel.is_available(),
             "int8 kernel {kernel:?} not supported by this CPU"
         );
         let panels = self.data.len() / (self.kp * PANEL).max(1);
         let threads = rayon::current_num_threads();
-        let out_ptr = SendPtr(out.as_mut_ptr());
+        let out_ptr = SendPtr(out);
         if threads > 1 && panels > 1 && m * self.n * self.kp >= PAR_MIN_MACS {
             // A few chunks per thread for balance; each writes a disjoint set of columns.
             let chunks = (threads * 4).min(panels);
@@ -222,24 +241,29 @@ impl Packed {
         out: *mut f32,
     ) {
         let kg = self.kp / 4;
-        for mc0 in (0..m).step_by(MC) {
-            let mc1 = (mc0 + MC).min(m);
-            for p in p0..p1 {
-                let col0 = p * PANEL;
-                let t = Tile {
-                    b: self.data.as_ptr().add(p * kg * 4 * PANEL),
-                    kg,
-                    scale: self.scale.as_ptr().add(col0),
-                    comp: self.comp.as_ptr().add(col0),
-                    bias: self.bias.as_ptr().add(col0),
-                    ncols: (self.n - col0).min(PANEL),
-                    ld: self.n,
-                };
-                for m0 in (mc0..mc1).step_by(MR) {
-                    let rows = (m - m0).min(MR);
-                    let ap = a.as_ptr().add((m0 / MR) * kg * 4 * MR);
+        // Column blocks of the weight small enough to stay in L2 while every row block of
+        // the activations passes over them; within a block, a row block sweeps the panels
+        // left to right, so output rows are written contiguously (few TLB misses on wide
+        // outputs such as the vocabulary projection).
+        let nc = (NC_BYTES / (self.kp * PANEL)).max(1);
+        for q0 in (p0..p1).step_by(nc) {
+            let q1 = (q0 + nc).min(p1);
+            for m0 in (0..m).step_by(MR) {
+                let rows = (m - m0).min(MR);
+                let ap = a.as_ptr().add((m0 / MR) * kg * 4 * MR);
+                let s = sx.as_ptr().add(m0);
+                for p in q0..q1 {
+                    let col0 = p * PANEL;
+                    let t = Tile {
+                        b: self.data.as_ptr().add(p * kg * 4 * PANEL),
+                        kg,
+                        scale: self.scale.as_ptr().add(col0),
+                        comp: self.comp.as_ptr().add(col0),
+                        bias: self.bias.as_ptr().add(col0),
+                        ncols: (self.n - col0).min(PANEL),
+                        ld: self.n,
+                    };
                     let o = out.add(m0 * self.n + col0);
-                    let s = sx.as_ptr().add(m0);
                     match kernel {
                         Kernel::Scalar => tile_scalar(&t, ap, s, o, rows),
                         #[cfg(target_arch = "x86_64")]
@@ -299,7 +323,7 @@ fn epilogue(acc: i32, comp: i32, sx: f32, sw: f32) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Tile, MR, NR, PANEL};
+    use super::{rne, Tile, MR, NR, PANEL};
     use std::arch::x86_64::*;
 
     /// Dispatch on the row count so the tile is fully unrolled for each.
@@ -467,7 +491,7 @@ mod x86 {
             _mm_storeu_si128(out.as_mut_ptr().add(c) as *mut _, _mm512_cvtepi32_epi8(q));
         }
         for (o, v) in out[full..k].iter_mut().zip(&row[full..]) {
-            *o = ((v * inv).round_ties_even().clamp(-127.0, 127.0) as i32 + 128) as u8;
+            *o = (rne(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
         }
         amax / 127.0
     }
@@ -591,8 +615,20 @@ impl QLinear {
         let (k, n) = (self.w.k, self.w.n);
         assert!(x.len() >= m * k);
         let (a, sx) = quantize_activations(x, m, k, self.kernel);
-        let mut out = vec![0f32; m * n];
-        self.w.gemm(self.kernel, &a, &sx, m, &mut out);
+        let mut out = Vec::with_capacity(m * n);
+        // SAFETY: `gemm` writes every element of the `m x n` output (each panel's valid
+        // columns of every row) before anything reads it; f32 has no invalid bit patterns.
+        #[allow(clippy::uninit_vec)]
+        unsafe {
+            self.w.gemm_uninit(
+                self.kernel,
+                &a,
+                &sx,
+                m,
+                out.spare_capacity_mut().as_mut_ptr() as *mut f32,
+            );
+            out.set_len(m * n);
+        }
         out
     }
 }
@@ -750,6 +786,15 @@ mod tests {
             let nb: f64 = scalar.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
             let cos = dot / (na * nb);
             assert!(cos > 0.999, "cosine {cos} for {m}x{k}x{n}");
+        }
+    }
+
+    #[test]
+    fn rne_rounds_ties_to_even() {
+        for v in [
+            0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, -126.5, 0.49999997, 3.7, -3.2, 0.0,
+        ] {
+            assert_eq!(rne(v).to_bits(), v.round_ties_even().to_bits(), "{v}");
         }
     }
 
