@@ -2,9 +2,9 @@
 //! feed-forward, T5 relative position buckets. Weight loading with names is in `load.rs`.
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::Linear;
 
 use super::config::Activation;
+use super::linear::Linear;
 use super::Result;
 
 /// Additive mask value, as transformers' eager attention (`torch.finfo(float32).min`): finite,

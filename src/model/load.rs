@@ -1,10 +1,11 @@
 //! Family-specific weight names -> the shared blocks (`layers.rs`) -> a [`Transformer`].
 
 use candle_core::{DType, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::config::{Family, ModelConfig};
 use super::layers::{Attention, Embedding, FeedForward, Norm, Positions, RelativeBias};
+use super::linear::Linear;
 use super::transformer::{DecoderLayer, EncoderLayer, Stack, Transformer};
 use super::{ModelError, Result};
 
@@ -80,8 +81,8 @@ fn attention(
 ) -> Result<Attention> {
     let inner = heads * head_dim;
     let mut q = linear(&vb.pp(names[0]), inner, d_model, bias)?;
-    if let Some(s) = scale {
-        let w = q.weight().affine(s, 0.0)?;
+    if let (Some(s), Some(w)) = (scale, q.weight()) {
+        let w = w.affine(s, 0.0)?;
         let b = match q.bias() {
             Some(b) => Some(b.affine(s, 0.0)?),
             None => None,
@@ -252,7 +253,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             rel_bias: None,
         },
         pre_norm,
-        lm_head,
+        lm_head: Linear::new(lm_head, None),
         final_logits_bias,
         output_scale: None,
         device,
@@ -358,7 +359,7 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             rel_bias: Some(rel("decoder", false)?),
         },
         pre_norm: true,
-        lm_head,
+        lm_head: Linear::new(lm_head, None),
         final_logits_bias: None,
         output_scale: if cfg.scale_decoder_outputs {
             Some((d as f64).powf(-0.5))

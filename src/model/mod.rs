@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 pub mod config;
 pub mod int8;
 pub mod layers;
+pub mod linear;
 mod load;
 pub mod transformer;
 

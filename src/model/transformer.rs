@@ -7,6 +7,7 @@ use super::config::ModelConfig;
 use super::layers::{
     causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
 };
+use super::linear::Linear;
 use super::{DecoderState, EncoderOutput, ModelError, Result, Seq2SeqModel};
 
 #[derive(Debug, Clone)]
@@ -64,8 +65,8 @@ pub struct Transformer {
     pub encoder: Stack<EncoderLayer>,
     pub decoder: Stack<DecoderLayer>,
     pub pre_norm: bool,
-    /// `[vocab, d_model]`.
-    pub lm_head: Tensor,
+    /// Weight `[vocab, d_model]`, no bias.
+    pub lm_head: Linear,
     /// `[vocab]`.
     pub final_logits_bias: Option<Tensor>,
     /// T5 v1.0 tied head: d_model^-0.5.
@@ -133,7 +134,7 @@ impl Transformer {
         if let Some(s) = self.output_scale {
             h = h.affine(s, 0.0)?;
         }
-        let mut logits = h.matmul(&self.lm_head.t()?)?;
+        let mut logits = self.lm_head.forward(&h)?;
         if let Some(b) = &self.final_logits_bias {
             logits = logits.broadcast_add(b)?;
         }
