@@ -799,6 +799,40 @@ mod tests {
         }
     }
 
+    /// The int8 path computes exactly "quantize, dequantize, f32 matmul": what is left
+    /// against the f32 layer is quantization error alone.
+    #[test]
+    fn matches_fake_quantized_f32_reference() {
+        let mut rng = Rng(5);
+        let (m, k, n) = (7, 96, 50);
+        // Heavy-tailed data, like activations with outlier features.
+        let x: Vec<f32> = (0..m * k).map(|_| rng.f32().powi(5) * 8.0).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rng.f32()).collect();
+        let fake = |v: &[f32]| -> Vec<f32> {
+            let amax = v.iter().fold(0f32, |a, b| a.max(b.abs()));
+            v.iter()
+                .map(|&e| rne(e * (127.0 / amax)) * (amax / 127.0))
+                .collect()
+        };
+        let xq: Vec<f32> = x.chunks(k).flat_map(fake).collect();
+        let wq: Vec<f32> = w.chunks(k).flat_map(fake).collect();
+        let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+        let q = QLinear::quantize(&wt, None).unwrap();
+        let got = q.forward_slice(&x, m);
+        for r in 0..m {
+            for c in 0..n {
+                let want: f64 = (0..k)
+                    .map(|i| xq[r * k + i] as f64 * wq[c * k + i] as f64)
+                    .sum();
+                let g = got[r * n + c] as f64;
+                assert!(
+                    (g - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{r},{c}: {g} vs {want}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn rne_rounds_ties_to_even() {
         for v in [
