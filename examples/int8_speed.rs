@@ -1,7 +1,9 @@
 //! One-run speed table: candle f32 matmul vs int8 `QLinear` on the opus-mt-vi-en shapes.
 //!
 //! `cargo run --release --example int8_speed [-- REPS]` (uses the current rayon pool: set
-//! RAYON_NUM_THREADS=1 for single-thread numbers; the default here is 1).
+//! RAYON_NUM_THREADS=N for N threads; the default here is 1). A second argument "M,K,N"
+//! runs one shape; INT8_SKIP_F32=1 skips the f32 timing; INT8_KERNEL=avx2|scalar picks a
+//! slower int8 path.
 
 use std::time::Instant;
 
@@ -31,9 +33,10 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(5);
     let dev = Device::Cpu;
     println!(
-        "threads {} kernels {:?}",
+        "threads {} kernels {:?} (INT8_KERNEL={:?})",
         rayon::current_num_threads(),
-        Kernel::available()
+        Kernel::available(),
+        std::env::var("INT8_KERNEL").ok()
     );
     println!(
         "{:>22} {:>10} {:>10} {:>10} {:>10} {:>7}",
@@ -65,7 +68,13 @@ fn main() -> anyhow::Result<()> {
         } else {
             best_of(reps, || x.matmul(&wt).unwrap().broadcast_add(&b).unwrap())
         };
-        let q = QLinear::quantize(&w, Some(&b))?;
+        let mut q = QLinear::quantize(&w, Some(&b))?;
+        // INT8_KERNEL=scalar|avx2 times a slower path instead of the detected one.
+        match std::env::var("INT8_KERNEL").as_deref() {
+            Ok("scalar") => q = q.with_kernel(Kernel::Scalar)?,
+            Ok("avx2") => q = q.with_kernel(Kernel::Avx2)?,
+            _ => {}
+        }
         let q_s = best_of(reps, || q.forward(&x).unwrap());
         let ops = 2.0 * (m * k * n) as f64;
         println!(

@@ -120,7 +120,7 @@ fn round_up(x: usize, m: usize) -> usize {
 /// Symmetric quantization of one row: `round_ties_even(v * 127 / max|v|)`; returns the scale.
 fn quantize_row_i8(row: &[f32], out: &mut [i8]) -> f32 {
     let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if !(amax > 0.0) || !amax.is_finite() {
+    if amax.is_nan() || amax <= 0.0 || amax.is_infinite() {
         out.iter_mut().for_each(|o| *o = 0);
         return if amax.is_finite() { 0.0 } else { f32::NAN };
     }
@@ -135,7 +135,7 @@ fn quantize_row_i8(row: &[f32], out: &mut [i8]) -> f32 {
 /// [`x86::quantize_row_u8_avx512`] (bit-identical for finite input).
 fn quantize_row_u8_scalar(row: &[f32], out: &mut [u8]) -> f32 {
     let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if !(amax > 0.0) {
+    if amax.is_nan() || amax <= 0.0 {
         out.iter_mut().for_each(|o| *o = 128);
         return 0.0;
     }
@@ -474,7 +474,7 @@ mod x86 {
         for v in &row[full..] {
             amax = amax.max(v.abs());
         }
-        if !(amax > 0.0) {
+        if amax.is_nan() || amax <= 0.0 {
             out[..k].iter_mut().for_each(|o| *o = 128);
             return 0.0;
         }
