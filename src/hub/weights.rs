@@ -1,4 +1,4 @@
-//! Weights into a candle `VarBuilder`: safetensors (single or sharded, memory-mapped) or a
+//! Weights into a candle `VarBuilder`: safetensors (single or sharded, read tensor by tensor) or a
 //! zip-format `pytorch_model.bin`. Every file is checked before candle sees it, so a
 //! truncated or corrupt file is an error naming the file, never a panic.
 
@@ -21,32 +21,136 @@ pub fn load_weights(
     let backend: Box<dyn SimpleBackend> = match &dir.files.weights {
         WeightFiles::Safetensors(p) => {
             validate_safetensors(p)?;
-            Box::new(mmap_safetensors(&[p.as_path()])?)
+            Box::new(ReadSafetensors::open(&[p.as_path()])?)
         }
         WeightFiles::ShardedSafetensors { index: _, shards } => {
             for s in shards {
                 validate_safetensors(s)?;
             }
             let paths: Vec<&Path> = shards.iter().map(|p| p.as_path()).collect();
-            Box::new(mmap_safetensors(&paths)?)
+            Box::new(ReadSafetensors::open(&paths)?)
         }
         WeightFiles::PytorchBin(p) => Box::new(open_pth(p)?),
     };
     Ok(VarBuilder::from_backend(backend, dtype, device.clone()))
 }
 
-fn mmap_safetensors(
-    paths: &[&Path],
-) -> Result<candle_core::safetensors::MmapedSafetensors, HubError> {
-    // SAFETY: the files are memory-mapped read-only; like every mmap-based loader (candle,
-    // transformers) this assumes nobody truncates them while the model is loaded. Their
-    // headers and lengths were validated just before.
-    unsafe { candle_core::safetensors::MmapedSafetensors::multi(paths) }.map_err(|e| {
-        HubError::Weights {
-            file: paths.first().map(|p| p.to_path_buf()).unwrap_or_default(),
-            detail: e.to_string(),
+/// Safetensors files read one tensor at a time with positioned reads.
+///
+/// Why not mmap: every mapped page a load touches stays in the process's resident set until
+/// the map goes away, so an mmap loader peaks at file size + converted (packed) weights. Read
+/// into a buffer, converted and dropped, a tensor costs its own size only while it is made.
+struct ReadSafetensors {
+    files: Vec<std::fs::File>,
+    /// name -> (file index, safetensors dtype, shape, absolute byte range)
+    index: std::collections::HashMap<String, (usize, safetensors::Dtype, Vec<usize>, u64, u64)>,
+}
+
+impl ReadSafetensors {
+    /// `paths` were checked by [`validate_safetensors`].
+    fn open(paths: &[&Path]) -> Result<Self, HubError> {
+        let mut files = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        for (i, path) in paths.iter().enumerate() {
+            let bad = |detail: String| HubError::Weights {
+                file: path.to_path_buf(),
+                detail,
+            };
+            let mut f = std::fs::File::open(path).map_err(|e| HubError::io(path, e))?;
+            let mut n = [0u8; 8];
+            f.read_exact(&mut n).map_err(|e| HubError::io(path, e))?;
+            let header_len = u64::from_le_bytes(n);
+            let mut header = vec![0u8; header_len as usize];
+            f.read_exact(&mut header)
+                .map_err(|e| HubError::io(path, e))?;
+            let meta: safetensors::tensor::Metadata = serde_json::from_slice(&header)
+                .map_err(|e| bad(format!("safetensors header: {e}")))?;
+            let data_start = 8 + header_len;
+            for (name, info) in meta.tensors() {
+                let (a, b) = info.data_offsets;
+                index.insert(
+                    name,
+                    (
+                        i,
+                        info.dtype,
+                        info.shape.clone(),
+                        data_start + a as u64,
+                        data_start + b as u64,
+                    ),
+                );
+            }
+            files.push(f);
         }
-    })
+        Ok(Self { files, index })
+    }
+
+    fn load(&self, name: &str, dev: &Device) -> candle_core::Result<candle_core::Tensor> {
+        use std::os::unix::fs::FileExt;
+        let Some((file, dtype, shape, start, end)) = self.index.get(name) else {
+            candle_core::bail!("cannot find tensor {name}");
+        };
+        let nbytes = (end - start) as usize;
+        if *dtype == safetensors::Dtype::F32
+            && nbytes.is_multiple_of(4)
+            && cfg!(target_endian = "little")
+        {
+            // straight into the tensor's own buffer: no second copy of big matrices
+            let mut data = vec![0f32; nbytes / 4];
+            // SAFETY: any byte pattern is a valid f32; the slice covers exactly `data`
+            let bytes =
+                unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr() as *mut u8, nbytes) };
+            self.files[*file].read_exact_at(bytes, *start)?;
+            return candle_core::Tensor::from_vec(data, shape.as_slice(), dev);
+        }
+        let mut buf = vec![0u8; nbytes];
+        self.files[*file].read_exact_at(&mut buf, *start)?;
+        use safetensors::Dtype as S;
+        let dt = match dtype {
+            S::F64 => DType::F64,
+            S::F32 => DType::F32,
+            S::F16 => DType::F16,
+            S::BF16 => DType::BF16,
+            S::I64 => DType::I64,
+            S::U32 => DType::U32,
+            S::U8 => DType::U8,
+            other => candle_core::bail!("tensor {name}: dtype {other:?} is not supported"),
+        };
+        candle_core::Tensor::from_raw_buffer(&buf, dt, shape, dev)
+    }
+}
+
+impl SimpleBackend for ReadSafetensors {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let t = self.load(name, dev)?.to_dtype(dtype)?;
+        if t.shape() != &s {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: s,
+                got: t.shape().clone(),
+            });
+        }
+        Ok(t)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        self.load(name, dev)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
 }
 
 /// Checks a safetensors file: header length, JSON header, every tensor's dtype, shape and

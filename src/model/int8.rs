@@ -520,6 +520,29 @@ fn quantize_activations(x: &[f32], m: usize, k: usize, kernel: Kernel) -> (Vec<u
 }
 
 impl QLinear {
+    /// Quantize a row-major `[n, k]` weight with an optional `[n]` bias.
+    pub fn from_rows(w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Result<Self> {
+        if n == 0 || k == 0 || k > MAX_K || w.len() != n * k {
+            return Err(ModelError::Weights(format!(
+                "int8 linear: unsupported weight shape [{n}, {k}] ({} values; k must be 1..={MAX_K})",
+                w.len()
+            )));
+        }
+        if let Some(b) = bias {
+            if b.len() != n {
+                return Err(ModelError::Weights(format!(
+                    "int8 linear: bias of {} values does not match {n} outputs",
+                    b.len()
+                )));
+            }
+        }
+        Ok(QLinear {
+            w: Arc::new(Packed::new(w, n, k, bias)),
+            has_bias: bias.is_some(),
+            kernel: Kernel::detect(),
+        })
+    }
+
     /// Quantize `weight` (`[n_out, k]`, f32) with an optional `bias` (`[n_out]`).
     pub fn quantize(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
         let (n, k) = weight.dims2().map_err(|e| {
@@ -551,11 +574,7 @@ impl QLinear {
             }
             None => None,
         };
-        Ok(QLinear {
-            w: Arc::new(Packed::new(&w, n, k, b.as_deref())),
-            has_bias: b.is_some(),
-            kernel: Kernel::detect(),
-        })
+        Self::from_rows(&w, n, k, b.as_deref())
     }
 
     pub fn out_features(&self) -> usize {
@@ -665,6 +684,43 @@ impl CustomOp1 for QLinear {
             *last = self.w.n;
         }
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
+    }
+}
+
+impl super::Transformer {
+    /// Quantize every projection (attention q/k/v/o, feed-forward, vocabulary head) to int8
+    /// in place. Embeddings, norms and attention score/context products stay f32 (a tied
+    /// embedding keeps reading the f32 rows). CPU only.
+    pub fn quantize_q8(&mut self) -> Result<()> {
+        if !self.device.is_cpu() {
+            return Err(ModelError::Input(
+                "--quantize q8 runs on the CPU only".into(),
+            ));
+        }
+        let mut all: Vec<&mut super::linear::Linear> = Vec::new();
+        for l in &mut self.encoder.layers {
+            let a = &mut l.self_attn;
+            all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
+            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
+            all.extend(l.ffn.gate.as_mut());
+        }
+        for l in &mut self.decoder.layers {
+            for a in [&mut l.self_attn, &mut l.cross_attn] {
+                all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
+            }
+            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
+            all.extend(l.ffn.gate.as_mut());
+        }
+        all.push(&mut self.lm_head);
+        for lin in all {
+            lin.quantize_q8()?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`Self::quantize_q8`] has run.
+    pub fn is_q8(&self) -> bool {
+        self.lm_head.is_q8()
     }
 }
 

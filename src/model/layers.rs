@@ -1,10 +1,11 @@
 //! Building blocks shared by every family: embeddings, position tables, norms, attention,
 //! feed-forward, T5 relative position buckets. Weight loading with names is in `load.rs`.
 
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
+
+use super::linear::Linear;
 
 use super::config::Activation;
-use super::linear::Linear;
 use super::Result;
 
 /// Additive mask value, as transformers' eager attention (`torch.finfo(float32).min`): finite,
@@ -14,19 +15,52 @@ pub const MASK_VALUE: f32 = f32::MIN;
 /// Token embedding, optionally scaled (Marian/BART `scale_embedding`: sqrt(d_model)).
 #[derive(Debug, Clone)]
 pub struct Embedding {
-    pub weight: Tensor,
+    pub table: EmbeddingTable,
     pub scale: Option<f64>,
 }
 
+/// Where the rows live: a `[vocab, d]` tensor, or the packed output projection when the
+/// model ties them (one copy of the vocabulary matrix instead of two).
+#[derive(Debug, Clone)]
+pub enum EmbeddingTable {
+    Tensor(Tensor),
+    Packed(std::sync::Arc<super::gemm::PackedMatrix>),
+}
+
 impl Embedding {
+    pub fn new(weight: Tensor, scale: Option<f64>) -> Self {
+        Self {
+            table: EmbeddingTable::Tensor(weight),
+            scale,
+        }
+    }
+
     /// `ids`: `[b, l]` u32 -> `[b, l, d]`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, l) = ids.dims2()?;
-        let d = self.weight.dim(1)?;
-        let x = self
-            .weight
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, l, d))?;
+        let x = match &self.table {
+            EmbeddingTable::Tensor(w) => {
+                let d = w.dim(1)?;
+                w.index_select(&ids.flatten_all()?, 0)?.reshape((b, l, d))?
+            }
+            EmbeddingTable::Packed(p) => {
+                let d = p.k();
+                let mut data = vec![0f32; b * l * d];
+                for (row, &id) in data
+                    .chunks_mut(d.max(1))
+                    .zip(&ids.flatten_all()?.to_vec1::<u32>()?)
+                {
+                    if id as usize >= p.n() {
+                        return Err(super::ModelError::Input(format!(
+                            "token id {id} is out of the vocabulary (size {})",
+                            p.n()
+                        )));
+                    }
+                    p.row_into(id as usize, row);
+                }
+                Tensor::from_vec(data, (b, l, d), ids.device())?
+            }
+        };
         Ok(match self.scale {
             Some(s) => x.affine(s, 0.0)?,
             None => x,
@@ -34,7 +68,10 @@ impl Embedding {
     }
 
     pub fn rows(&self) -> usize {
-        self.weight.dims().first().copied().unwrap_or(0)
+        match &self.table {
+            EmbeddingTable::Tensor(w) => w.dims().first().copied().unwrap_or(0),
+            EmbeddingTable::Packed(p) => p.n(),
+        }
     }
 }
 
@@ -189,7 +226,7 @@ impl Attention {
             .matmul(v)?
             .transpose(1, 2)?
             .reshape((b, l, self.heads * self.head_dim))?;
-        Ok(self.o.forward(&ctx)?)
+        self.o.forward(&ctx)
     }
 }
 
@@ -220,7 +257,7 @@ impl FeedForward {
         if let Some(gate) = &self.gate {
             h = (h * gate.forward(x)?)?;
         }
-        Ok(self.wo.forward(&h)?)
+        self.wo.forward(&h)
     }
 }
 

@@ -1,38 +1,70 @@
-//! The projection type of every model layer: f32 (candle's matmul) or int8 ([`QLinear`]).
-//! Attention q/k/v/o, feed-forward wi/gate/wo and the vocabulary projection use it;
-//! embeddings, norms and the attention score/context matmuls stay f32.
+//! The projection layer every block uses (attention q/k/v/o, feed-forward, vocabulary head).
+//!
+//! On CPU in f32 the weight is packed once at load for [`super::gemm`] (no repacking per
+//! decoding step); elsewhere (CUDA, half precision) it stays a candle tensor and uses candle's
+//! matmul. `--quantize q8` turns it into an int8 layer ([`super::int8::QLinear`]).
 
-use candle_core::{Module, Tensor};
+use std::sync::Arc;
 
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+
+use super::gemm::PackedMatrix;
 use super::int8::QLinear;
-use super::transformer::Transformer;
 use super::Result;
 
 #[derive(Debug, Clone)]
 pub enum Linear {
-    F32(candle_nn::Linear),
+    /// `[out, in]` weight and `[out]` bias as loaded, for candle's matmul.
+    Dense {
+        weight: Tensor,
+        bias: Option<Tensor>,
+    },
+    /// Packed f32 weight (CPU).
+    Packed(Arc<PackedMatrix>),
+    /// Int8 weight (CPU), see [`QLinear`].
     Q8(QLinear),
 }
 
 impl Linear {
-    /// An f32 layer; `weight`: `[n_out, k]`, `bias`: `[n_out]`.
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear::F32(candle_nn::Linear::new(weight, bias))
+    /// A layer that keeps its tensors as they are.
+    pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear::Dense { weight, bias }
     }
 
-    /// The f32 weight (`None` once quantized).
-    pub fn weight(&self) -> Option<&Tensor> {
-        match self {
-            Linear::F32(l) => Some(l.weight()),
-            Linear::Q8(_) => None,
+    /// The fastest layout for the weight's device and dtype (packed on CPU f32).
+    pub fn prepared(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        if !weight.device().is_cpu()
+            || weight.dtype() != DType::F32
+            || std::env::var_os("TOMTAT_NO_PACK").is_some()
+        {
+            return Ok(Self::dense(weight, bias));
         }
+        let (n, k) = weight.dims2()?;
+        let b = match &bias {
+            Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        // read the weight in place (no copy of a possibly vocabulary-sized matrix)
+        let weight = weight.contiguous()?;
+        let (storage, layout) = weight.storage_and_layout();
+        let packed = match (&*storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => {
+                PackedMatrix::pack(&v[start..end], n, k, b.as_deref())
+            }
+            _ => {
+                return Err(super::ModelError::Weights(
+                    "packing expects a contiguous f32 CPU weight".into(),
+                ))
+            }
+        };
+        Ok(Linear::Packed(Arc::new(packed)))
     }
 
-    /// The f32 bias (`None` without one, or once quantized).
-    pub fn bias(&self) -> Option<&Tensor> {
+    /// The packed weight, when this layer has one.
+    pub fn packed(&self) -> Option<&Arc<PackedMatrix>> {
         match self {
-            Linear::F32(l) => l.bias(),
-            Linear::Q8(_) => None,
+            Linear::Packed(p) => Some(p),
+            Linear::Dense { .. } | Linear::Q8(_) => None,
         }
     }
 
@@ -42,56 +74,140 @@ impl Linear {
 
     /// Replace the f32 weight by its int8 quantization (no-op when already int8).
     pub fn quantize_q8(&mut self) -> Result<()> {
-        if let Linear::F32(l) = self {
-            *self = Linear::Q8(QLinear::quantize(l.weight(), l.bias())?);
-        }
-        Ok(())
-    }
-}
-
-impl Module for Linear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Linear::F32(l) => l.forward(x),
-            Linear::Q8(q) => q
-                .forward(x)
-                .map_err(|e| candle_core::Error::Msg(e.to_string())),
-        }
-    }
-}
-
-impl Transformer {
-    /// Quantize every projection (attention, feed-forward, vocabulary) to int8 in place; the
-    /// f32 weights are dropped. CPU only: later forwards error on other devices.
-    pub fn quantize_q8(&mut self) -> Result<()> {
-        if !self.device.is_cpu() {
-            return Err(super::ModelError::Input(
-                "--quantize q8 needs the CPU device".into(),
-            ));
-        }
-        let mut all: Vec<&mut Linear> = Vec::new();
-        for l in &mut self.encoder.layers {
-            let a = &mut l.self_attn;
-            all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
-            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
-            all.extend(l.ffn.gate.as_mut());
-        }
-        for l in &mut self.decoder.layers {
-            for a in [&mut l.self_attn, &mut l.cross_attn] {
-                all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
+        let q = match self {
+            Linear::Dense { weight, bias } => QLinear::quantize(weight, bias.as_ref())?,
+            Linear::Packed(p) => {
+                let (n, k) = (p.n(), p.k());
+                let mut w = vec![0f32; n * k];
+                for (i, row) in w.chunks_mut(k.max(1)).enumerate() {
+                    p.row_into(i, row);
+                }
+                QLinear::from_rows(&w, n, k, p.bias())?
             }
-            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
-            all.extend(l.ffn.gate.as_mut());
-        }
-        all.push(&mut self.lm_head);
-        for lin in all {
-            lin.quantize_q8()?;
-        }
+            Linear::Q8(_) => return Ok(()),
+        };
+        *self = Linear::Q8(q);
         Ok(())
     }
 
-    /// Whether [`Self::quantize_q8`] has run.
-    pub fn is_q8(&self) -> bool {
-        self.lm_head.is_q8()
+    /// Output features.
+    pub fn out_dim(&self) -> Result<usize> {
+        Ok(match self {
+            Linear::Dense { weight, .. } => weight.dim(0)?,
+            Linear::Packed(p) => p.n(),
+            Linear::Q8(q) => q.out_features(),
+        })
+    }
+
+    /// `[.., in] -> [.., out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Dense { weight, bias } => {
+                let dims = x.dims().to_vec();
+                let k = *dims.last().unwrap_or(&0);
+                let rows = x.elem_count() / k.max(1);
+                let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
+                let y = match bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                };
+                let mut out = dims;
+                if let Some(last) = out.last_mut() {
+                    *last = weight.dim(0)?;
+                }
+                Ok(y.reshape(out)?)
+            }
+            // contiguous() is free for the usual contiguous input
+            Linear::Packed(p) => Ok(x.contiguous()?.apply_op1_no_bwd(&PackedOp(p))?),
+            Linear::Q8(q) => q.forward(x),
+        }
+    }
+}
+
+struct PackedOp<'a>(&'a PackedMatrix);
+
+impl CustomOp1 for PackedOp<'_> {
+    fn name(&self) -> &'static str {
+        "packed-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = self.0;
+        let dims = layout.shape().dims();
+        let k = dims.last().copied().unwrap_or(0);
+        if k != p.k() {
+            candle_core::bail!(
+                "packed linear: input has {k} features, the weight {}",
+                p.k()
+            );
+        }
+        let x = match storage {
+            CpuStorage::F32(v) => v,
+            _ => candle_core::bail!("packed linear: input must be f32"),
+        };
+        let m = layout.shape().elem_count() / k.max(1);
+        let out = match layout.contiguous_offsets() {
+            Some((start, end)) => p.matmul(&x[start..end], m),
+            None => candle_core::bail!("packed linear: input must be contiguous"),
+        };
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = p.n();
+        }
+        Ok((CpuStorage::F32(out), Shape::from(out_dims)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn packed_equals_dense() {
+        let d = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (37, 24), &d).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 37, &d).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 24), &d).unwrap();
+        let dense = Linear::dense(w.clone(), Some(b.clone()))
+            .forward(&x)
+            .unwrap();
+        let packed = Linear::prepared(w, Some(b)).unwrap();
+        assert!(matches!(packed, Linear::Packed(_)));
+        let got = packed.forward(&x).unwrap();
+        assert_eq!(got.dims(), &[2, 5, 37]);
+        let diff = (got - dense)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "{diff}");
+        // a strided (transposed) input is made contiguous first
+        let xt = Tensor::randn(0f32, 1.0, (24, 3), &d).unwrap().t().unwrap();
+        assert!(!xt.is_contiguous());
+        let w2 = Tensor::randn(0f32, 1.0, (5, 24), &d).unwrap();
+        let a = Linear::prepared(w2.clone(), None)
+            .unwrap()
+            .forward(&xt)
+            .unwrap();
+        let b = Linear::dense(w2, None).forward(&xt).unwrap();
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
     }
 }

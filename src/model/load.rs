@@ -4,7 +4,9 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::{Family, ModelConfig};
-use super::layers::{Attention, Embedding, FeedForward, Norm, Positions, RelativeBias};
+use super::layers::{
+    Attention, Embedding, EmbeddingTable, FeedForward, Norm, Positions, RelativeBias,
+};
 use super::linear::Linear;
 use super::transformer::{DecoderLayer, EncoderLayer, Stack, Transformer};
 use super::{ModelError, Result};
@@ -43,14 +45,29 @@ fn first_of(vb: &VarBuilder, shape: &[usize], names: &[&str]) -> Result<Tensor> 
     }
 }
 
-fn linear(vb: &VarBuilder, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
-    let w = tensor(vb, &[out_dim, in_dim], "weight")?;
-    let b = if bias {
+/// Weight and optional bias of an `nn.Linear`, multiplied by `scale` when given.
+fn linear_scaled(
+    vb: &VarBuilder,
+    out_dim: usize,
+    in_dim: usize,
+    bias: bool,
+    scale: Option<f64>,
+) -> Result<Linear> {
+    let mut w = tensor(vb, &[out_dim, in_dim], "weight")?;
+    let mut b = if bias {
         Some(tensor(vb, &[out_dim], "bias")?)
     } else {
         None
     };
-    Ok(Linear::new(w, b))
+    if let Some(s) = scale {
+        w = w.affine(s, 0.0)?;
+        b = b.map(|b| b.affine(s, 0.0)).transpose()?;
+    }
+    Linear::prepared(w, b)
+}
+
+fn linear(vb: &VarBuilder, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
+    linear_scaled(vb, out_dim, in_dim, bias, None)
 }
 
 fn layer_norm(vb: &VarBuilder, d: usize, eps: f64) -> Result<Norm> {
@@ -80,17 +97,8 @@ fn attention(
     scale: Option<f64>,
 ) -> Result<Attention> {
     let inner = heads * head_dim;
-    let mut q = linear(&vb.pp(names[0]), inner, d_model, bias)?;
-    if let (Some(s), Some(w)) = (scale, q.weight()) {
-        let w = w.affine(s, 0.0)?;
-        let b = match q.bias() {
-            Some(b) => Some(b.affine(s, 0.0)?),
-            None => None,
-        };
-        q = Linear::new(w, b);
-    }
     Ok(Attention {
-        q,
+        q: linear_scaled(&vb.pp(names[0]), inner, d_model, bias, scale)?,
         k: linear(&vb.pp(names[1]), inner, d_model, bias)?,
         v: linear(&vb.pp(names[2]), inner, d_model, bias)?,
         o: linear(&vb.pp(names[3]), d_model, inner, bias)?,
@@ -110,6 +118,33 @@ fn output_projection(vb: &VarBuilder, cfg: &ModelConfig, dec_embed: &Tensor) -> 
         Err(ModelError::Weights(
             "missing tensor lm_head.weight (config says tie_word_embeddings=false)".into(),
         ))
+    }
+}
+
+/// Encoder and decoder embeddings. When the output projection is the decoder embedding
+/// (tied) and was packed, the embeddings read their rows from the packed copy, so the
+/// vocabulary matrix is held once (it is the largest tensor of a Marian model).
+fn tied_embeddings(
+    lm_head: &Linear,
+    tied: bool,
+    enc_w: Tensor,
+    dec_w: Tensor,
+    scale: Option<f64>,
+) -> (Embedding, Embedding) {
+    match (tied, lm_head.packed()) {
+        (true, Some(p)) => {
+            let packed = Embedding {
+                table: EmbeddingTable::Packed(p.clone()),
+                scale,
+            };
+            let enc = if enc_w.id() == dec_w.id() {
+                packed.clone()
+            } else {
+                Embedding::new(enc_w, scale)
+            };
+            (enc, packed)
+        }
+        _ => (Embedding::new(enc_w, scale), Embedding::new(dec_w, scale)),
     }
 }
 
@@ -150,6 +185,17 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             "decoder.embed_tokens.weight",
         )?
     };
+    // The output projection first: packing it frees the (tied) embedding tensor before the
+    // layers load, which keeps the peak memory of loading near the model's size.
+    let final_logits_bias = if root.contains_tensor("final_logits_bias") {
+        Some(tensor(root, &[1, cfg.decoder_vocab_size], "final_logits_bias")?.squeeze(0)?)
+    } else {
+        None
+    };
+    let lm_w = output_projection(root, cfg, &dec_w)?;
+    let tied = lm_w.id() == dec_w.id();
+    let lm_head = Linear::prepared(lm_w, final_logits_bias)?;
+    let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, enc_w, dec_w, scale);
     let max_pos = cfg.max_position_embeddings.unwrap_or(1024);
     let positions = |side: &str| -> Result<Positions> {
         if cfg.family == Family::Marian {
@@ -222,19 +268,10 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             ffn_norm: layer_norm(&lv.pp("final_layer_norm"), d, eps)?,
         });
     }
-    let lm_head = output_projection(root, cfg, &dec_w)?;
-    let final_logits_bias = if root.contains_tensor("final_logits_bias") {
-        Some(tensor(root, &[1, cfg.decoder_vocab_size], "final_logits_bias")?.squeeze(0)?)
-    } else {
-        None
-    };
     Ok(Transformer {
         config: cfg.clone(),
         encoder: Stack {
-            embed: Embedding {
-                weight: enc_w,
-                scale,
-            },
+            embed: enc_embed,
             positions: Some(positions("encoder")?),
             embed_norm: embed_norm("encoder")?,
             layers: enc_layers,
@@ -242,10 +279,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             rel_bias: None,
         },
         decoder: Stack {
-            embed: Embedding {
-                weight: dec_w,
-                scale,
-            },
+            embed: dec_embed,
             positions: Some(positions("decoder")?),
             embed_norm: embed_norm("decoder")?,
             layers: dec_layers,
@@ -253,8 +287,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
             rel_bias: None,
         },
         pre_norm,
-        lm_head: Linear::new(lm_head, None),
-        final_logits_bias,
+        lm_head,
         output_scale: None,
         device,
     })
@@ -276,6 +309,10 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             "decoder.embed_tokens.weight",
         ],
     )?;
+    let lm_w = output_projection(vb, cfg, &shared)?;
+    let tied = lm_w.id() == shared.id();
+    let lm_head = Linear::prepared(lm_w, None)?;
+    let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, shared.clone(), shared, None);
     let names = ["q", "k", "v", "o"];
     let ffn = |lv: &VarBuilder| -> Result<FeedForward> {
         let fv = lv.pp("DenseReluDense");
@@ -332,15 +369,11 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             ffn_norm: rms_norm(&lv.pp("2.layer_norm"), d, eps)?,
         });
     }
-    let lm_head = output_projection(vb, cfg, &shared)?;
     let stack_final = |side: &str| rms_norm(&vb.pp(side).pp("final_layer_norm"), d, eps);
     Ok(Transformer {
         config: cfg.clone(),
         encoder: Stack {
-            embed: Embedding {
-                weight: shared.clone(),
-                scale: None,
-            },
+            embed: enc_embed,
             positions: None,
             embed_norm: None,
             layers: enc_layers,
@@ -348,10 +381,7 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             rel_bias: Some(rel("encoder", true)?),
         },
         decoder: Stack {
-            embed: Embedding {
-                weight: shared,
-                scale: None,
-            },
+            embed: dec_embed,
             positions: None,
             embed_norm: None,
             layers: dec_layers,
@@ -359,8 +389,7 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             rel_bias: Some(rel("decoder", false)?),
         },
         pre_norm: true,
-        lm_head: Linear::new(lm_head, None),
-        final_logits_bias: None,
+        lm_head,
         output_scale: if cfg.scale_decoder_outputs {
             Some((d as f64).powf(-0.5))
         } else {

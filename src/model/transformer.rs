@@ -1,7 +1,7 @@
 //! One encoder-decoder transformer for every family, assembled from the shared blocks; the
 //! family only decides which blocks are present (see `load.rs`).
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
 use super::layers::{
@@ -65,10 +65,8 @@ pub struct Transformer {
     pub encoder: Stack<EncoderLayer>,
     pub decoder: Stack<DecoderLayer>,
     pub pre_norm: bool,
-    /// Weight `[vocab, d_model]`, no bias.
+    /// `[vocab, d_model]` with BART's `final_logits_bias` as its bias.
     pub lm_head: Linear,
-    /// `[vocab]`.
-    pub final_logits_bias: Option<Tensor>,
     /// T5 v1.0 tied head: d_model^-0.5.
     pub output_scale: Option<f64>,
     pub device: Device,
@@ -134,10 +132,7 @@ impl Transformer {
         if let Some(s) = self.output_scale {
             h = h.affine(s, 0.0)?;
         }
-        let mut logits = self.lm_head.forward(&h)?;
-        if let Some(b) = &self.final_logits_bias {
-            logits = logits.broadcast_add(b)?;
-        }
+        let logits = self.lm_head.forward(&h)?;
         let mut out_dims = dims;
         if let Some(last) = out_dims.last_mut() {
             *last = self.config.decoder_vocab_size;

@@ -1,0 +1,586 @@
+//! f32 GEMM against weights packed once at load: `y[m, n] = x[m, k] · W[n, k]ᵀ + bias`.
+//!
+//! Why not candle's matmul: at decoder shapes (m = 32..128 rows, the vocabulary projection
+//! n = 53k) the general GEMM repacks its operands on every call, which the profile showed as a
+//! quarter of a decoding step. Here W is laid out once in panels of [`NR`] output columns,
+//! k-major (`panel[kk * NR + j] = W[p * NR + j][kk]`), so the microkernel streams it with
+//! aligned vector loads and broadcasts x straight from its rows: no packing per call.
+//!
+//! Kernels: AVX-512 (8 rows x 32 columns), AVX2+FMA (6 rows x 16 columns, half a panel), and a
+//! portable one; chosen once at run time. Every output element is a single k-ordered sum, so
+//! the result does not depend on the kernel's blocking or on the thread count.
+
+use std::sync::OnceLock;
+
+/// Output columns per packed panel.
+pub const NR: usize = 32;
+
+/// 64-byte aligned storage unit, so panel rows start on a cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// A `[n, k]` weight (torch `nn.Linear` layout) packed for [`PackedMatrix::matmul`].
+#[derive(Clone)]
+pub struct PackedMatrix {
+    n: usize,
+    k: usize,
+    /// `n.div_ceil(NR)` panels of `k * NR` floats, zero-padded past `n`.
+    data: Vec<Line>,
+    /// Bias padded to whole panels (zeros when the layer has none).
+    bias: Vec<f32>,
+    has_bias: bool,
+}
+
+impl std::fmt::Debug for PackedMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedMatrix")
+            .field("n", &self.n)
+            .field("k", &self.k)
+            .field("has_bias", &self.has_bias)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("TOMTAT_NO_AVX512").is_none() && is_x86_feature_detected!("avx512f")
+            {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    })
+}
+
+impl PackedMatrix {
+    /// Pack `weight` (`[n, k]` row-major) and an optional `[n]` bias.
+    pub fn pack(weight: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Self {
+        assert_eq!(weight.len(), n * k, "weight is not [n, k]");
+        let panels = n.div_ceil(NR);
+        let lines_per_panel = k * NR / 16;
+        let mut data = vec![Line([0.0; 16]); panels * lines_per_panel];
+        for p in 0..panels {
+            let panel = &mut data[p * lines_per_panel..(p + 1) * lines_per_panel];
+            let cols = NR.min(n - p * NR);
+            for j in 0..cols {
+                let row = &weight[(p * NR + j) * k..(p * NR + j + 1) * k];
+                for (kk, &w) in row.iter().enumerate() {
+                    let flat = kk * NR + j;
+                    panel[flat / 16].0[flat % 16] = w;
+                }
+            }
+        }
+        let mut padded = vec![0f32; panels * NR];
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "bias is not [n]");
+            padded[..n].copy_from_slice(b);
+        }
+        Self {
+            n,
+            k,
+            data,
+            bias: padded,
+            has_bias: bias.is_some(),
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn has_bias(&self) -> bool {
+        self.has_bias
+    }
+
+    /// Row `i` of the original `[n, k]` weight (tied embeddings read their rows here).
+    pub fn row(&self, i: usize) -> Vec<f32> {
+        let mut out = vec![0f32; self.k];
+        self.row_into(i, &mut out);
+        out
+    }
+
+    /// Copy row `i` (< n) of the original weight into `out` (length k).
+    pub fn row_into(&self, i: usize, out: &mut [f32]) {
+        let (p, j) = (i / NR, i % NR);
+        let base = p * self.k * NR + j;
+        for (kk, o) in out.iter_mut().enumerate().take(self.k) {
+            let flat = base + kk * NR;
+            *o = self.data[flat / 16].0[flat % 16];
+        }
+    }
+
+    /// Bias as given (length n) if any.
+    pub fn bias(&self) -> Option<&[f32]> {
+        self.has_bias.then(|| &self.bias[..self.n])
+    }
+
+    fn panel_ptr(&self, p: usize) -> *const f32 {
+        // SAFETY: p < panels, every panel is k * NR floats
+        unsafe { (self.data.as_ptr() as *const f32).add(p * self.k * NR) }
+    }
+
+    /// `x` is `[m, k]` row-major; returns `[m, n]` row-major. Runs on the current rayon pool
+    /// when it has more than one thread and the product is big enough to share.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_with(isa(), x, m)
+    }
+
+    fn matmul_with(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
+        assert_eq!(x.len(), m * self.k, "x is not [m, k]");
+        let n = self.n;
+        let mut out: Vec<f32> = Vec::with_capacity(m * n);
+        if m == 0 || n == 0 {
+            return out;
+        }
+        let panels = n.div_ceil(NR);
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        // Row blocks keep a slice of x in L2 while the panels stream past it.
+        let mc = row_block(self.k);
+        let work = |p0: usize, p1: usize| {
+            for r0 in (0..m).step_by(mc) {
+                let rows = mc.min(m - r0);
+                for p in p0..p1 {
+                    // SAFETY: each (row block, panel) writes a disjoint set of output elements
+                    // inside the [m, n] allocation; x has m * k elements.
+                    unsafe {
+                        self.panel(
+                            isa,
+                            x.as_ptr().add(r0 * self.k),
+                            rows,
+                            p,
+                            out_ptr.get().add(r0 * n),
+                            n,
+                        )
+                    };
+                }
+            }
+        };
+        let threads = rayon::current_num_threads();
+        let flops = m * n * self.k;
+        if threads > 1 && flops >= 1 << 22 && panels >= 2 {
+            let chunks = (threads * 4).min(panels);
+            let per = panels.div_ceil(chunks);
+            rayon::scope(|s| {
+                for c in 0..chunks {
+                    let (p0, p1) = (c * per, ((c + 1) * per).min(panels));
+                    if p0 < p1 {
+                        s.spawn(move |_| work(p0, p1));
+                    }
+                }
+            });
+        } else {
+            work(0, panels);
+        }
+        // SAFETY: every element of [m, n] was written by exactly one panel call above
+        unsafe { out.set_len(m * n) };
+        out
+    }
+
+    /// All `rows` rows of `x` (stride k) against panel `p`, written to `c` (stride ldc).
+    ///
+    /// # Safety
+    /// `x` holds `rows * k` floats, `c` has room for `rows` rows of stride `ldc` covering the
+    /// panel's columns.
+    unsafe fn panel(
+        &self,
+        isa: Isa,
+        x: *const f32,
+        rows: usize,
+        p: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let cols = NR.min(self.n - p * NR);
+        let b = self.panel_ptr(p);
+        // The weights of a decoder step do not fit in cache: while this panel is computed,
+        // the next one is prefetched, spread evenly over the row tiles and k steps.
+        let panel_bytes = k_bytes(self.k);
+        let next = if (p + 1) * NR < self.n {
+            self.panel_ptr(p + 1) as *const u8
+        } else {
+            std::ptr::null()
+        };
+        let bias = self.bias.as_ptr().add(p * NR);
+        let c = c.add(p * NR);
+        let k = self.k;
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                let tiles = rows.div_ceil(8);
+                let share = panel_bytes.div_ceil(tiles);
+                let stride = share.div_ceil(k.max(1));
+                let mut r = 0;
+                let mut t = 0;
+                while r < rows {
+                    let mr = (rows - r).min(8);
+                    let (xa, cc) = (x.add(r * k), c.add(r * ldc));
+                    let pf = avx512::Prefetch {
+                        base: if next.is_null() {
+                            next
+                        } else {
+                            next.add(t * share)
+                        },
+                        stride,
+                    };
+                    match mr {
+                        8 => avx512::tile::<8>(k, xa, b, bias, cc, ldc, cols, pf),
+                        7 => avx512::tile::<7>(k, xa, b, bias, cc, ldc, cols, pf),
+                        6 => avx512::tile::<6>(k, xa, b, bias, cc, ldc, cols, pf),
+                        5 => avx512::tile::<5>(k, xa, b, bias, cc, ldc, cols, pf),
+                        4 => avx512::tile::<4>(k, xa, b, bias, cc, ldc, cols, pf),
+                        3 => avx512::tile::<3>(k, xa, b, bias, cc, ldc, cols, pf),
+                        2 => avx512::tile::<2>(k, xa, b, bias, cc, ldc, cols, pf),
+                        _ => avx512::tile::<1>(k, xa, b, bias, cc, ldc, cols, pf),
+                    }
+                    r += mr;
+                    t += 1;
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                for half in 0..2 {
+                    let off = half * 16;
+                    if off >= cols {
+                        break;
+                    }
+                    let hcols = (cols - off).min(16);
+                    let mut r = 0;
+                    while r < rows {
+                        let mr = (rows - r).min(6);
+                        let (xa, bb, bi, cc) = (
+                            x.add(r * k),
+                            b.add(off),
+                            bias.add(off),
+                            c.add(r * ldc + off),
+                        );
+                        match mr {
+                            6 => avx2::tile::<6>(k, xa, bb, bi, cc, ldc, hcols),
+                            5 => avx2::tile::<5>(k, xa, bb, bi, cc, ldc, hcols),
+                            4 => avx2::tile::<4>(k, xa, bb, bi, cc, ldc, hcols),
+                            3 => avx2::tile::<3>(k, xa, bb, bi, cc, ldc, hcols),
+                            2 => avx2::tile::<2>(k, xa, bb, bi, cc, ldc, hcols),
+                            _ => avx2::tile::<1>(k, xa, bb, bi, cc, ldc, hcols),
+                        }
+                        r += mr;
+                    }
+                }
+            }
+            _ => portable_tile(k, x, rows, b, bias, c, ldc, cols),
+        }
+    }
+}
+
+/// Bytes of one packed panel.
+fn k_bytes(k: usize) -> usize {
+    k * NR * std::mem::size_of::<f32>()
+}
+
+/// Rows of x per block: about 256 KiB of x.
+fn row_block(k: usize) -> usize {
+    ((64 * 1024) / k.max(1)).clamp(8, 512) / 8 * 8
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint output regions to rayon tasks inside one scope
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    // a method, so closures capture the whole (Send) wrapper, not the raw pointer field
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// # Safety
+/// As [`PackedMatrix::panel`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable_tile(
+    k: usize,
+    x: *const f32,
+    rows: usize,
+    b: *const f32,
+    bias: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+) {
+    for r in 0..rows {
+        let mut acc = [0f32; NR];
+        for kk in 0..k {
+            let a = *x.add(r * k + kk);
+            let brow = std::slice::from_raw_parts(b.add(kk * NR), NR);
+            for (s, &w) in acc.iter_mut().zip(brow) {
+                *s = a.mul_add(w, *s);
+            }
+        }
+        for (j, s) in acc.iter().enumerate().take(cols) {
+            *c.add(r * ldc + j) = s + *bias.add(j);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Bytes to prefetch while a tile runs: `stride` bytes per k step from `base` (null: none).
+    #[derive(Clone, Copy)]
+    pub struct Prefetch {
+        pub base: *const u8,
+        pub stride: usize,
+    }
+
+    /// MR rows x 32 columns; `cols` <= 32 are stored (masked).
+    ///
+    /// # Safety
+    /// avx512f available; pointers as in `PackedMatrix::panel`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile<const MR: usize>(
+        k: usize,
+        x: *const f32,
+        b: *const f32,
+        bias: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        cols: usize,
+        pf: Prefetch,
+    ) {
+        let mut lo = [_mm512_setzero_ps(); MR];
+        let mut hi = [_mm512_setzero_ps(); MR];
+        for kk in 0..k {
+            if !pf.base.is_null() {
+                let at = pf.base.add(kk * pf.stride) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(at);
+                if pf.stride > 64 {
+                    _mm_prefetch::<_MM_HINT_T0>(at.add(64));
+                }
+            }
+            let b0 = _mm512_load_ps(b.add(kk * 32));
+            let b1 = _mm512_load_ps(b.add(kk * 32 + 16));
+            for r in 0..MR {
+                let a = _mm512_set1_ps(*x.add(r * k + kk));
+                lo[r] = _mm512_fmadd_ps(a, b0, lo[r]);
+                hi[r] = _mm512_fmadd_ps(a, b1, hi[r]);
+            }
+        }
+        let bias0 = _mm512_loadu_ps(bias);
+        let bias1 = _mm512_loadu_ps(bias.add(16));
+        let m0: __mmask16 = if cols >= 16 {
+            0xffff
+        } else {
+            (1u16 << cols) - 1
+        };
+        let m1: __mmask16 = if cols >= 32 {
+            0xffff
+        } else if cols > 16 {
+            (1u16 << (cols - 16)) - 1
+        } else {
+            0
+        };
+        for r in 0..MR {
+            let row = c.add(r * ldc);
+            _mm512_mask_storeu_ps(row, m0, _mm512_add_ps(lo[r], bias0));
+            _mm512_mask_storeu_ps(row.add(16), m1, _mm512_add_ps(hi[r], bias1));
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// MR rows x 16 columns of a 32-wide panel (panel stride 32); `cols` <= 16 are stored.
+    ///
+    /// # Safety
+    /// avx2+fma available; pointers as in `PackedMatrix::panel`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile<const MR: usize>(
+        k: usize,
+        x: *const f32,
+        b: *const f32,
+        bias: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        let mut lo = [_mm256_setzero_ps(); MR];
+        let mut hi = [_mm256_setzero_ps(); MR];
+        for kk in 0..k {
+            let b0 = _mm256_load_ps(b.add(kk * 32));
+            let b1 = _mm256_load_ps(b.add(kk * 32 + 8));
+            for r in 0..MR {
+                let a = _mm256_broadcast_ss(&*x.add(r * k + kk));
+                lo[r] = _mm256_fmadd_ps(a, b0, lo[r]);
+                hi[r] = _mm256_fmadd_ps(a, b1, hi[r]);
+            }
+        }
+        let bias0 = _mm256_loadu_ps(bias);
+        let bias1 = _mm256_loadu_ps(bias.add(8));
+        for r in 0..MR {
+            let row = c.add(r * ldc);
+            if cols == 16 {
+                _mm256_storeu_ps(row, _mm256_add_ps(lo[r], bias0));
+                _mm256_storeu_ps(row.add(8), _mm256_add_ps(hi[r], bias1));
+            } else {
+                let mut tmp = [0f32; 16];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), _mm256_add_ps(lo[r], bias0));
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), _mm256_add_ps(hi[r], bias1));
+                std::ptr::copy_nonoverlapping(tmp.as_ptr(), row, cols);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Vec<f64> {
+        let mut out = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = bias.map_or(0.0, |b| b[j] as f64);
+                for kk in 0..k {
+                    s += x[i * k + kk] as f64 * w[j * k + kk] as f64;
+                }
+                out[i * n + j] = s;
+            }
+        }
+        out
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_f64_reference_on_odd_shapes() {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 17, 5),
+            (9, 33, 64),
+            (33, 70, 31),
+            (17, 100, 130),
+        ] {
+            let x = data(m * k, 1);
+            let w = data(n * k, 2);
+            let b = data(n, 3);
+            for bias in [None, Some(b.as_slice())] {
+                let p = PackedMatrix::pack(&w, n, k, bias);
+                let got = p.matmul(&x, m);
+                let want = reference(&x, &w, bias, m, n, k);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
+                        "{m}x{n}x{k}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_available_kernel_agrees() {
+        let (m, n, k) = (13, 75, 33);
+        let x = data(m * k, 8);
+        let w = data(n * k, 9);
+        let b = data(n, 10);
+        let p = PackedMatrix::pack(&w, n, k, Some(&b));
+        let want = p.matmul_with(Isa::Portable, &x, m);
+        let mut isas = vec![];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                isas.push(Isa::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                isas.push(Isa::Avx2);
+            }
+        }
+        for isa in isas {
+            let got = p.matmul_with(isa, &x, m);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{isa:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn portable_kernel_agrees() {
+        let (m, n, k) = (7, 45, 20);
+        let x = data(m * k, 4);
+        let w = data(n * k, 5);
+        let p = PackedMatrix::pack(&w, n, k, None);
+        let fast = p.matmul(&x, m);
+        let mut slow = vec![0f32; m * n];
+        for pnl in 0..n.div_ceil(NR) {
+            unsafe {
+                portable_tile(
+                    k,
+                    x.as_ptr(),
+                    m,
+                    p.panel_ptr(pnl),
+                    p.bias.as_ptr().add(pnl * NR),
+                    slow.as_mut_ptr().add(pnl * NR),
+                    n,
+                    NR.min(n - pnl * NR),
+                )
+            };
+        }
+        for (a, b) in fast.iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_threads_agree() {
+        let (m, n, k) = (40, 300, 96);
+        let w = data(n * k, 6);
+        let x = data(m * k, 7);
+        let p = PackedMatrix::pack(&w, n, k, None);
+        assert_eq!(p.row(37), w[37 * k..38 * k].to_vec());
+        let one = p.matmul(&x, m);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let many = pool.install(|| p.matmul(&x, m));
+        assert_eq!(one, many);
+    }
+}
