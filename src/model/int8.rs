@@ -147,9 +147,20 @@ fn quantize_row_u8_scalar(row: &[f32], out: &mut [u8]) -> f32 {
 }
 
 impl Packed {
+    #[cfg(test)]
     fn new(w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Self {
+        Self::from_fn(n, k, bias, |i, out| out.copy_from_slice(&w[i * k..][..k]))
+    }
+
+    /// Quantize rows `row(i, out)` writes (f32, length k) straight into the panel layout,
+    /// one panel per rayon task: no full-size temporary besides the result.
+    fn from_fn(
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+        row: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Self {
         let kp = round_up(k, 4);
-        let kg = kp / 4;
         let n_pad = round_up(n, PANEL);
         let mut data = vec![0i8; n_pad * kp];
         let mut scale = vec![0f32; n_pad];
@@ -158,24 +169,22 @@ impl Packed {
         if let Some(b) = bias {
             bias_p[..n].copy_from_slice(b);
         }
-        // Quantize rows in parallel, then scatter into the panel layout.
-        let rows: Vec<(Vec<i8>, f32)> = w
-            .par_chunks(k)
-            .map(|row| {
+        data.par_chunks_mut(kp * PANEL)
+            .zip(scale.par_chunks_mut(PANEL))
+            .zip(comp.par_chunks_mut(PANEL))
+            .enumerate()
+            .for_each(|(p, ((panel, scale), comp))| {
+                let mut f = vec![0f32; k];
                 let mut q = vec![0i8; k];
-                let s = quantize_row_i8(row, &mut q);
-                (q, s)
-            })
-            .collect();
-        for (c, (q, s)) in rows.iter().enumerate() {
-            scale[c] = *s;
-            comp[c] = 128 * q.iter().map(|&v| v as i32).sum::<i32>();
-            let (p, cc) = (c / PANEL, c % PANEL);
-            let base = p * kg * 4 * PANEL + cc * 4;
-            for (kk, &v) in q.iter().enumerate() {
-                data[base + (kk / 4) * 4 * PANEL + kk % 4] = v;
-            }
-        }
+                for cc in 0..PANEL.min(n.saturating_sub(p * PANEL)) {
+                    row(p * PANEL + cc, &mut f);
+                    scale[cc] = quantize_row_i8(&f, &mut q);
+                    comp[cc] = 128 * q.iter().map(|&v| v as i32).sum::<i32>();
+                    for (kk, &v) in q.iter().enumerate() {
+                        panel[(kk / 4) * 4 * PANEL + cc * 4 + kk % 4] = v;
+                    }
+                }
+            });
         Packed {
             n,
             k,
@@ -522,10 +531,26 @@ fn quantize_activations(x: &[f32], m: usize, k: usize, kernel: Kernel) -> (Vec<u
 impl QLinear {
     /// Quantize a row-major `[n, k]` weight with an optional `[n]` bias.
     pub fn from_rows(w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Result<Self> {
-        if n == 0 || k == 0 || k > MAX_K || w.len() != n * k {
+        if w.len() != n * k {
             return Err(ModelError::Weights(format!(
-                "int8 linear: unsupported weight shape [{n}, {k}] ({} values; k must be 1..={MAX_K})",
+                "int8 linear: {} weight values for shape [{n}, {k}]",
                 w.len()
+            )));
+        }
+        Self::from_fn(n, k, bias, |i, out| out.copy_from_slice(&w[i * k..][..k]))
+    }
+
+    /// Quantize the `[n, k]` weight whose row `i` `row(i, out)` writes into `out` (length
+    /// `k`), with an optional `[n]` bias.
+    pub fn from_fn(
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+        row: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Result<Self> {
+        if n == 0 || k == 0 || k > MAX_K {
+            return Err(ModelError::Weights(format!(
+                "int8 linear: unsupported weight shape [{n}, {k}] (k must be 1..={MAX_K})"
             )));
         }
         if let Some(b) = bias {
@@ -537,7 +562,7 @@ impl QLinear {
             }
         }
         Ok(QLinear {
-            w: Arc::new(Packed::new(w, n, k, bias)),
+            w: Arc::new(Packed::from_fn(n, k, bias, row)),
             has_bias: bias.is_some(),
             kernel: Kernel::detect(),
         })

@@ -76,13 +76,9 @@ impl Linear {
     pub fn quantize_q8(&mut self) -> Result<()> {
         let q = match self {
             Linear::Dense { weight, bias } => QLinear::quantize(weight, bias.as_ref())?,
+            // row by row: no f32 copy of a possibly vocabulary-sized matrix
             Linear::Packed(p) => {
-                let (n, k) = (p.n(), p.k());
-                let mut w = vec![0f32; n * k];
-                for (i, row) in w.chunks_mut(k.max(1)).enumerate() {
-                    p.row_into(i, row);
-                }
-                QLinear::from_rows(&w, n, k, p.bias())?
+                QLinear::from_fn(p.n(), p.k(), p.bias(), |i, row| p.row_into(i, row))?
             }
             Linear::Q8(_) => return Ok(()),
         };
