@@ -224,34 +224,47 @@ impl PackedMatrix {
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
+                // k blocks of KC: a block of the panel (KC x 32 floats = 16 KiB) stays in L1
+                // while every row tile of the block runs over it.
                 let tiles = rows.div_ceil(8);
-                let share = panel_bytes.div_ceil(tiles);
-                let stride = share.div_ceil(k.max(1));
-                let mut r = 0;
-                let mut t = 0;
-                while r < rows {
-                    let mr = (rows - r).min(8);
-                    let (xa, cc) = (x.add(r * k), c.add(r * ldc));
-                    let pf = avx512::Prefetch {
-                        base: if next.is_null() {
-                            next
-                        } else {
-                            next.add(t * share)
-                        },
-                        stride,
+                let kblocks = k.div_ceil(KC);
+                let calls = tiles * kblocks;
+                let share = panel_bytes.div_ceil(calls);
+                let mut call = 0;
+                for kb in (0..k).step_by(KC) {
+                    let kc = KC.min(k - kb);
+                    let stride = share.div_ceil(kc);
+                    let flags = avx512::Flags {
+                        first: kb == 0,
+                        last: kb + kc == k,
                     };
-                    match mr {
-                        8 => avx512::tile::<8>(k, xa, b, bias, cc, ldc, cols, pf),
-                        7 => avx512::tile::<7>(k, xa, b, bias, cc, ldc, cols, pf),
-                        6 => avx512::tile::<6>(k, xa, b, bias, cc, ldc, cols, pf),
-                        5 => avx512::tile::<5>(k, xa, b, bias, cc, ldc, cols, pf),
-                        4 => avx512::tile::<4>(k, xa, b, bias, cc, ldc, cols, pf),
-                        3 => avx512::tile::<3>(k, xa, b, bias, cc, ldc, cols, pf),
-                        2 => avx512::tile::<2>(k, xa, b, bias, cc, ldc, cols, pf),
-                        _ => avx512::tile::<1>(k, xa, b, bias, cc, ldc, cols, pf),
+                    let mut r = 0;
+                    while r < rows {
+                        let mr = (rows - r).min(8);
+                        let (xa, cc) = (x.add(r * k + kb), c.add(r * ldc));
+                        let bb = b.add(kb * NR);
+                        let pf = avx512::Prefetch {
+                            base: if next.is_null() {
+                                next
+                            } else {
+                                next.add(call * share)
+                            },
+                            stride,
+                        };
+                        let args = (kc, xa, k, bb, bias, cc, ldc, cols, pf, flags);
+                        match mr {
+                            8 => avx512::tile::<8>(args),
+                            7 => avx512::tile::<7>(args),
+                            6 => avx512::tile::<6>(args),
+                            5 => avx512::tile::<5>(args),
+                            4 => avx512::tile::<4>(args),
+                            3 => avx512::tile::<3>(args),
+                            2 => avx512::tile::<2>(args),
+                            _ => avx512::tile::<1>(args),
+                        }
+                        r += mr;
+                        call += 1;
                     }
-                    r += mr;
-                    t += 1;
                 }
             }
             #[cfg(target_arch = "x86_64")]
@@ -287,6 +300,9 @@ impl PackedMatrix {
         }
     }
 }
+
+/// k per block of the AVX-512 path.
+const KC: usize = 128;
 
 /// Bytes of one packed panel.
 fn k_bytes(k: usize) -> usize {
@@ -350,42 +366,35 @@ mod avx512 {
         pub stride: usize,
     }
 
-    /// MR rows x 32 columns; `cols` <= 32 are stored (masked).
+    /// Which k block a call handles: the first starts from zero, the last adds the bias.
+    #[derive(Clone, Copy)]
+    pub struct Flags {
+        pub first: bool,
+        pub last: bool,
+    }
+
+    /// (kc, x, x row stride, panel block, bias, c, ldc, cols, prefetch, flags)
+    pub type Args = (
+        usize,
+        *const f32,
+        usize,
+        *const f32,
+        *const f32,
+        *mut f32,
+        usize,
+        usize,
+        Prefetch,
+        Flags,
+    );
+
+    /// MR rows x 32 columns over `kc` steps of k; `cols` <= 32 are loaded/stored (masked).
+    /// Not the first block: continues from the partial sums in `c`.
     ///
     /// # Safety
     /// avx512f available; pointers as in `PackedMatrix::panel`.
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn tile<const MR: usize>(
-        k: usize,
-        x: *const f32,
-        b: *const f32,
-        bias: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        cols: usize,
-        pf: Prefetch,
-    ) {
-        let mut lo = [_mm512_setzero_ps(); MR];
-        let mut hi = [_mm512_setzero_ps(); MR];
-        for kk in 0..k {
-            if !pf.base.is_null() {
-                let at = pf.base.add(kk * pf.stride) as *const i8;
-                _mm_prefetch::<_MM_HINT_T0>(at);
-                if pf.stride > 64 {
-                    _mm_prefetch::<_MM_HINT_T0>(at.add(64));
-                }
-            }
-            let b0 = _mm512_load_ps(b.add(kk * 32));
-            let b1 = _mm512_load_ps(b.add(kk * 32 + 16));
-            for r in 0..MR {
-                let a = _mm512_set1_ps(*x.add(r * k + kk));
-                lo[r] = _mm512_fmadd_ps(a, b0, lo[r]);
-                hi[r] = _mm512_fmadd_ps(a, b1, hi[r]);
-            }
-        }
-        let bias0 = _mm512_loadu_ps(bias);
-        let bias1 = _mm512_loadu_ps(bias.add(16));
+    pub unsafe fn tile<const MR: usize>(args: Args) {
+        let (kc, x, lda, b, bias, c, ldc, cols, pf, flags) = args;
         let m0: __mmask16 = if cols >= 16 {
             0xffff
         } else {
@@ -397,6 +406,36 @@ mod avx512 {
             (1u16 << (cols - 16)) - 1
         } else {
             0
+        };
+        let mut lo = [_mm512_setzero_ps(); MR];
+        let mut hi = [_mm512_setzero_ps(); MR];
+        if !flags.first {
+            for r in 0..MR {
+                let row = c.add(r * ldc);
+                lo[r] = _mm512_maskz_loadu_ps(m0, row);
+                hi[r] = _mm512_maskz_loadu_ps(m1, row.add(16));
+            }
+        }
+        for kk in 0..kc {
+            if !pf.base.is_null() {
+                let at = pf.base.add(kk * pf.stride) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(at);
+                if pf.stride > 64 {
+                    _mm_prefetch::<_MM_HINT_T0>(at.add(64));
+                }
+            }
+            let b0 = _mm512_load_ps(b.add(kk * 32));
+            let b1 = _mm512_load_ps(b.add(kk * 32 + 16));
+            for r in 0..MR {
+                let a = _mm512_set1_ps(*x.add(r * lda + kk));
+                lo[r] = _mm512_fmadd_ps(a, b0, lo[r]);
+                hi[r] = _mm512_fmadd_ps(a, b1, hi[r]);
+            }
+        }
+        let (bias0, bias1) = if flags.last {
+            (_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16)))
+        } else {
+            (_mm512_setzero_ps(), _mm512_setzero_ps())
         };
         for r in 0..MR {
             let row = c.add(r * ldc);

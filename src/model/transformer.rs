@@ -255,6 +255,35 @@ struct KvCache {
     v: Tensor,
 }
 
+/// `row_src` as runs of equal length: (the run's source, run length) when every run has the
+/// same length and no source comes back later, else (row_src, 1).
+fn groups(row_src: &[u32]) -> (Vec<u32>, usize) {
+    let mut firsts = Vec::new();
+    let mut len = 0usize;
+    for (i, &s) in row_src.iter().enumerate() {
+        if i == 0 || s != row_src[i - 1] {
+            firsts.push(i);
+        }
+    }
+    if let [_, second, ..] = firsts[..] {
+        len = second;
+    } else if firsts.len() == 1 {
+        len = row_src.len();
+    }
+    let uniform = len > 1
+        && row_src.len() == firsts.len() * len
+        && firsts.iter().enumerate().all(|(j, &f)| f == j * len);
+    let srcs: Vec<u32> = firsts.iter().map(|&f| row_src[f]).collect();
+    let mut seen = srcs.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if uniform && seen.len() == srcs.len() {
+        (srcs, len)
+    } else {
+        (row_src.to_vec(), 1)
+    }
+}
+
 /// Decoder state: preallocated self-attention caches, cross-attention K/V computed once.
 pub struct IncrementalDecoder<'a> {
     model: &'a Transformer,
@@ -264,12 +293,18 @@ pub struct IncrementalDecoder<'a> {
     cache: Vec<KvCache>,
     /// Cross K/V of the encoder batch as given to `start_decoder` (`[sources, h, s, dh]`).
     cross_src: Vec<(Tensor, Tensor)>,
-    /// Cross K/V for the current rows (`cross_src` rows `row_src`).
+    /// Cross K/V for the current rows: `cross_src` rows `cross_rows`, one per group of
+    /// `group` consecutive rows (beam search keeps a source's beams together, so the beams
+    /// of a source share one copy of its K/V and act as extra query positions).
     cross: Vec<(Tensor, Tensor)>,
     bias_src: Tensor,
     bias: Tensor,
+    cross_rows: Vec<u32>,
+    group: usize,
     /// Source (encoder row) of each current row.
     row_src: Vec<u32>,
+    /// The previous cache's buffers, reused by the next reorder of the same row count.
+    spare: Option<Vec<KvCache>>,
     /// T5: relative bias by reversed distance, `[1, h, 1, max_len]`.
     rel_steps: Option<Tensor>,
 }
@@ -313,7 +348,10 @@ impl<'a> IncrementalDecoder<'a> {
             cross_src,
             bias: bias_src.clone(),
             bias_src,
+            cross_rows: (0..b as u32).collect(),
+            group: 1,
             row_src: (0..b as u32).collect(),
+            spare: None,
             rel_steps,
         };
         me.cache = me.alloc_cache(b)?;
@@ -399,8 +437,18 @@ impl DecoderState for IncrementalDecoder<'_> {
                 att.attend(&q, &view(&cache.k)?, &view(&cache.v)?, self_bias.as_ref())
             })?;
             x = block(&x, &layer.cross_norm, m.pre_norm, |h| {
-                let q = layer.cross_attn.query(h)?;
-                layer.cross_attn.attend(&q, ck, cv, Some(&self.bias))
+                if self.group == 1 {
+                    let q = layer.cross_attn.query(h)?;
+                    return layer.cross_attn.attend(&q, ck, cv, Some(&self.bias));
+                }
+                // [rows, 1, d] -> [groups, group, d]: a group's rows are query positions
+                let (rows, _, d) = h.dims3()?;
+                let hg = h.reshape((rows / self.group, self.group, d))?;
+                let q = layer.cross_attn.query(&hg)?;
+                Ok(layer
+                    .cross_attn
+                    .attend(&q, ck, cv, Some(&self.bias))?
+                    .reshape((rows, 1, d))?)
             })?;
             x = block(&x, &layer.ffn_norm, m.pre_norm, |h| layer.ffn.forward(h))?;
         }
@@ -429,25 +477,33 @@ impl DecoderState for IncrementalDecoder<'_> {
         // within a source); they are re-gathered from the per-source originals.
         let row_src: Vec<u32> = rows.iter().map(|&r| self.row_src[r as usize]).collect();
         if row_src != self.row_src {
-            let n_src = self.bias_src.dim(0)?;
-            if n > 0
-                && row_src.len() == n_src
-                && row_src.iter().enumerate().all(|(i, &r)| r as usize == i)
-            {
-                self.cross = self.cross_src.clone();
-                self.bias = self.bias_src.clone();
-            } else if n > 0 {
-                let idx = Tensor::from_slice(&row_src, n, device)?;
-                self.cross = self
-                    .cross_src
-                    .iter()
-                    .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
-                    .collect::<Result<_>>()?;
-                self.bias = self.bias_src.index_select(&idx, 0)?;
+            let (cross_rows, group) = groups(&row_src);
+            if cross_rows != self.cross_rows || group != self.group {
+                let n_src = self.bias_src.dim(0)?;
+                let all = cross_rows.len() == n_src
+                    && cross_rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+                if all {
+                    self.cross = self.cross_src.clone();
+                    self.bias = self.bias_src.clone();
+                } else if !cross_rows.is_empty() {
+                    let idx = Tensor::from_slice(&cross_rows, cross_rows.len(), device)?;
+                    self.cross = self
+                        .cross_src
+                        .iter()
+                        .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
+                        .collect::<Result<_>>()?;
+                    self.bias = self.bias_src.index_select(&idx, 0)?;
+                }
+                self.cross_rows = cross_rows;
+                self.group = group;
             }
             self.row_src = row_src;
         }
-        let mut cache = self.alloc_cache(n)?;
+        // positions >= pos are written before they are read: a reused buffer needs no zeroing
+        let mut cache = match self.spare.take() {
+            Some(c) if c.first().is_none_or(|l| l.k.dim(1).ok() == Some(n)) => c,
+            _ => self.alloc_cache(n)?,
+        };
         if n > 0 && self.pos > 0 {
             // copy only the filled positions into the fresh buffers
             let idx = Tensor::from_slice(rows, n, device)?;
@@ -458,12 +514,28 @@ impl DecoderState for IncrementalDecoder<'_> {
                     .slice_set(&old.v.narrow(0, 0, self.pos)?.index_select(&idx, 1)?, 0, 0)?;
             }
         }
-        self.cache = cache;
+        self.spare = Some(std::mem::replace(&mut self.cache, cache));
         self.rows = n;
         Ok(())
     }
 
     fn rows(&self) -> usize {
         self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::groups;
+
+    #[test]
+    fn beam_rows_group_by_source() {
+        assert_eq!(groups(&[0, 0, 1, 1, 3, 3]), (vec![0, 1, 3], 2));
+        assert_eq!(groups(&[2, 2, 2]), (vec![2], 3));
+        // single rows, uneven runs, or a source coming back: per-row
+        assert_eq!(groups(&[0, 1, 2]), (vec![0, 1, 2], 1));
+        assert_eq!(groups(&[0, 0, 1]), (vec![0, 0, 1], 1));
+        assert_eq!(groups(&[0, 0, 1, 1, 0, 0]), (vec![0, 0, 1, 1, 0, 0], 1));
+        assert_eq!(groups(&[]), (vec![], 1));
     }
 }
