@@ -15,6 +15,7 @@ use candle_core::Device;
 use clap::Args;
 use serde::Serialize;
 
+use super::generate::{load_model, Quantize};
 use super::{exit, Global};
 use crate::generate::{generate_resolved, pad_batch, EarlyStopping, GenerationConfig, Resolved};
 use crate::model::random::{self, Arch, RandomSpec, Shape, SplitMix64};
@@ -24,7 +25,8 @@ use crate::model::Seq2SeqModel;
 #[command(after_help = "Examples:\n  \
 tomtat bench --shape opus-mt-vi-en --threads-list 1,2 --runs 3\n  \
 tomtat bench --shape tiny-marian --batch 2 --src-len 5 --new-tokens 4 --runs 1 --json b.json\n  \
-tomtat bench --model tests/fixtures/models/marian --beams 1,4\n\n\
+tomtat bench --model tests/fixtures/models/marian --beams 1,4\n  \
+tomtat bench --model tests/fixtures/models/marian --quantize q8 --threads-list 1\n\n\
 Shapes: tiny-marian, tiny-bart, tiny-mbart, tiny-t5, tiny-t5v11, opus-mt-vi-en, \
 distilbart-cnn-12-6, bart-large-cnn, t5-small, flan-t5-base (random weights, written to a \
 temporary directory). Defaults: 32 sources x 30 tokens, 30 new tokens; 8 x 512 and 60 new \
@@ -68,6 +70,9 @@ pub struct BenchArgs {
     /// Also write the rows as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Weight quantization of the model's projections.
+    #[arg(long, value_enum, default_value = "none")]
+    pub quantize: Quantize,
     /// Seed of the source ids (and of the random weights with --shape).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
@@ -111,6 +116,8 @@ fn parse_shape(s: &str) -> Result<BenchShape, String> {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
     pub model: String,
+    /// `none` (f32) or `q8`.
+    pub quantize: String,
     pub threads: usize,
     pub beams: usize,
     pub batch: usize,
@@ -222,7 +229,7 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
     let config = crate::hub::read_config(&mdir)?;
     let dtype = crate::device::resolve_dtype(args.dev.dtype, &device, &config);
     let vb = crate::hub::load_weights(&mdir, dtype, &device)?;
-    let model = crate::model::from_config(&config, vb)
+    let model = load_model(&config, &vb, args.quantize)
         .with_context(|| format!("loading model {}", dir.display()))?;
     let base = GenerationConfig::from_model_dir(&dir)?;
     let greedy = forced_config(&base, 1, new_tokens, model.vocab_size())?;
@@ -235,6 +242,10 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
         args.seed,
     )?;
 
+    let quant_name = match args.quantize {
+        Quantize::None => "none",
+        Quantize::Q8 => "q8",
+    };
     let mut rows = Vec::new();
     for &threads in &threads_list {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -254,6 +265,7 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
             let tokens = (batch * new_tokens) as f64;
             let row = BenchRow {
                 model: name.clone(),
+                quantize: quant_name.to_string(),
                 threads,
                 beams: beams as usize,
                 batch,
@@ -422,14 +434,16 @@ fn time_generate(
 /// Markdown table of the rows.
 pub fn render_table(rows: &[BenchRow]) -> String {
     let mut s = String::from(
-        "| model | threads | beams | batch x src -> new | median s | tokens/s | encoder ms \
-         | decoder ms/step | peak RSS MB |\n|---|---:|---:|---|---:|---:|---:|---:|---:|\n",
+        "| model | quantize | threads | beams | batch x src -> new | median s | tokens/s \
+         | encoder ms | decoder ms/step | peak RSS MB |\n\
+         |---|---|---:|---:|---|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let rss = r.peak_rss_mb.map_or("-".to_string(), |m| format!("{m:.0}"));
         s.push_str(&format!(
-            "| {} | {} | {} | {} x {} -> {} | {:.4} | {:.1} | {:.2} | {:.3} | {} |\n",
+            "| {} | {} | {} | {} | {} x {} -> {} | {:.4} | {:.1} | {:.2} | {:.3} | {} |\n",
             r.model,
+            r.quantize,
             r.threads,
             r.beams,
             r.batch,

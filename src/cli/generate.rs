@@ -7,7 +7,7 @@
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -60,6 +60,19 @@ pub struct GenerateArgs {
     pub dev: crate::device::DeviceArgs,
 }
 
+/// Build the model, quantizing its projections to int8 for `Quantize::Q8`.
+pub(crate) fn load_model(
+    config: &serde_json::Value,
+    vb: &candle_nn::VarBuilder,
+    quantize: Quantize,
+) -> anyhow::Result<Box<dyn Seq2SeqModel>> {
+    let mut model = crate::model::load_transformer(config, vb)?;
+    if quantize == Quantize::Q8 {
+        model.quantize_q8().context("--quantize q8")?;
+    }
+    Ok(Box::new(model))
+}
+
 pub fn run(args: GenerateArgs, global: Global) -> u8 {
     match run_inner(&args, global) {
         Ok(code) => code,
@@ -78,9 +91,6 @@ enum LineResult {
 }
 
 fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
-    if args.quantize == Quantize::Q8 {
-        bail!("--quantize q8 is not implemented yet");
-    }
     let mut hub_opts = crate::hub::HubOptions::from_env();
     hub_opts.progress = !global.quiet;
     let local = std::path::Path::new(&args.model);
@@ -111,7 +121,7 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
     let config = crate::hub::read_config(&mdir)?;
     let dtype = crate::device::resolve_dtype(args.dev.dtype, &device, &config);
     let vb = crate::hub::load_weights(&mdir, dtype, &device)?;
-    let model = crate::model::from_config(&config, vb)
+    let model = load_model(&config, &vb, args.quantize)
         .with_context(|| format!("loading model {}", dir.display()))?;
     let resolved = cfg.resolve(model.vocab_size())?;
 

@@ -2,13 +2,14 @@
 //!
 //! On CPU in f32 the weight is packed once at load for [`super::gemm`] (no repacking per
 //! decoding step); elsewhere (CUDA, half precision) it stays a candle tensor and uses candle's
-//! matmul.
+//! matmul. `--quantize q8` turns it into an int8 layer ([`super::int8::QLinear`]).
 
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
 use super::gemm::PackedMatrix;
+use super::int8::QLinear;
 use super::Result;
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub enum Linear {
     },
     /// Packed f32 weight (CPU).
     Packed(Arc<PackedMatrix>),
+    /// Int8 weight (CPU), see [`QLinear`].
+    Q8(QLinear),
 }
 
 impl Linear {
@@ -61,8 +64,26 @@ impl Linear {
     pub fn packed(&self) -> Option<&Arc<PackedMatrix>> {
         match self {
             Linear::Packed(p) => Some(p),
-            Linear::Dense { .. } => None,
+            Linear::Dense { .. } | Linear::Q8(_) => None,
         }
+    }
+
+    pub fn is_q8(&self) -> bool {
+        matches!(self, Linear::Q8(_))
+    }
+
+    /// Replace the f32 weight by its int8 quantization (no-op when already int8).
+    pub fn quantize_q8(&mut self) -> Result<()> {
+        let q = match self {
+            Linear::Dense { weight, bias } => QLinear::quantize(weight, bias.as_ref())?,
+            // row by row: no f32 copy of a possibly vocabulary-sized matrix
+            Linear::Packed(p) => {
+                QLinear::from_fn(p.n(), p.k(), p.bias(), |i, row| p.row_into(i, row))?
+            }
+            Linear::Q8(_) => return Ok(()),
+        };
+        *self = Linear::Q8(q);
+        Ok(())
     }
 
     /// Output features.
@@ -70,6 +91,7 @@ impl Linear {
         Ok(match self {
             Linear::Dense { weight, .. } => weight.dim(0)?,
             Linear::Packed(p) => p.n(),
+            Linear::Q8(q) => q.out_features(),
         })
     }
 
@@ -93,6 +115,7 @@ impl Linear {
             }
             // contiguous() is free for the usual contiguous input
             Linear::Packed(p) => Ok(x.contiguous()?.apply_op1_no_bwd(&PackedOp(p))?),
+            Linear::Q8(q) => q.forward(x),
         }
     }
 }

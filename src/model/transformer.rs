@@ -127,8 +127,8 @@ impl Transformer {
     pub fn dtype(&self) -> DType {
         match &self.lm_head {
             Linear::Dense { weight, .. } => weight.dtype(),
-            // only f32 CPU weights are packed
-            Linear::Packed(_) => DType::F32,
+            // only f32 CPU weights are packed or quantized; activations stay f32
+            Linear::Packed(_) | Linear::Q8(_) => DType::F32,
         }
     }
 

@@ -1,0 +1,965 @@
+//! Int8 linear layers for `--quantize q8`.
+//!
+//! Weights `[n, k]` are quantized once, symmetric per output row (`scale = max|w| / 127`).
+//! Activations are quantized per row (token) at run time the same way, then shifted to u8
+//! (`+128`) so that AVX-512 VNNI's `vpdpbusd` (u8 x i8, exact i32 sums) applies; the shift is
+//! undone with `128 * rowsum(w_q)`. `y = x_scale * w_scale * (acc - 128 * rowsum) + bias`.
+//!
+//! Kernels: AVX-512 VNNI, AVX2 (`vpmaddwd` on sign-extended i16, no `vpmaddubsw`
+//! saturation) and scalar, all on one packed layout and all exact: every path returns the
+//! same bits. The GEMM is register-blocked (`MR` rows x `PANEL` columns per tile, weights
+//! packed per panel as `[k/4][PANEL][4]`, activations per row block as `[k/4][MR][4]`) and
+//! split over output panels with rayon when the current pool has more than one thread.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{ModelError, Result};
+
+/// Rows per register tile.
+const MR: usize = 8;
+/// 16-lane i32 vectors per register tile.
+const NR: usize = 3;
+/// Output columns per packed weight panel (= register tile width).
+const PANEL: usize = NR * 16;
+/// Bytes of packed weight per column block (kept in L2, which is 1 MiB on Zen 4).
+const NC_BYTES: usize = 384 << 10;
+/// Below this many multiply-adds a GEMM runs on the calling thread (rayon is not worth it).
+const PAR_MIN_MACS: usize = 1 << 22;
+/// `255 * 127 * k` must fit an i32 accumulator.
+const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
+
+/// Which GEMM implementation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Scalar,
+    Avx2,
+    Avx512Vnni,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports.
+    pub fn detect() -> Kernel {
+        Self::available().last().copied().unwrap_or(Kernel::Scalar)
+    }
+
+    /// Every kernel this CPU can run, slowest first.
+    pub fn available() -> Vec<Kernel> {
+        [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512Vnni]
+            .into_iter()
+            .filter(|k| k.is_available())
+            .collect()
+    }
+
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// Packed int8 weight with everything the GEMM epilogue needs. Arrays indexed by output
+/// column are padded to a whole number of panels (zeros).
+struct Packed {
+    n: usize,
+    k: usize,
+    /// `k` rounded up to a multiple of 4 (padding weights are 0).
+    kp: usize,
+    /// `[n_pad / PANEL][kp / 4][PANEL][4]`.
+    data: Vec<i8>,
+    scale: Vec<f32>,
+    /// `128 * sum_k w_q[n, k]`.
+    comp: Vec<i32>,
+    /// Zeros when the layer has no bias.
+    bias: Vec<f32>,
+}
+
+/// An int8 linear layer `y = x W^T + b` (`W`: `[n_out, k]`). Cheap to clone.
+#[derive(Clone)]
+pub struct QLinear {
+    w: Arc<Packed>,
+    has_bias: bool,
+    kernel: Kernel,
+}
+
+impl std::fmt::Debug for QLinear {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QLinear")
+            .field("n_out", &self.w.n)
+            .field("k", &self.w.k)
+            .field("bias", &self.has_bias)
+            .field("kernel", &self.kernel)
+            .finish()
+    }
+}
+
+/// Round to nearest, ties to even, for |v| < 2^22 (quantized values are within ±128): adding
+/// and removing 1.5 * 2^23 does it in the default rounding mode, without a libm call.
+#[inline(always)]
+fn rne(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
+}
+
+fn round_up(x: usize, m: usize) -> usize {
+    x.div_ceil(m) * m
+}
+
+/// Symmetric quantization of one row: `round_ties_even(v * 127 / max|v|)`; returns the scale.
+fn quantize_row_i8(row: &[f32], out: &mut [i8]) -> f32 {
+    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if amax.is_nan() || amax <= 0.0 || amax.is_infinite() {
+        out.iter_mut().for_each(|o| *o = 0);
+        return if amax.is_finite() { 0.0 } else { f32::NAN };
+    }
+    let inv = 127.0 / amax;
+    for (o, v) in out.iter_mut().zip(row) {
+        *o = rne(v * inv).clamp(-127.0, 127.0) as i8;
+    }
+    amax / 127.0
+}
+
+/// Activation row -> u8 (`q + 128`) into `out[..k]`; returns the scale. Scalar reference of
+/// [`x86::quantize_row_u8_avx512`] (bit-identical for finite input).
+fn quantize_row_u8_scalar(row: &[f32], out: &mut [u8]) -> f32 {
+    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if amax.is_nan() || amax <= 0.0 {
+        out.iter_mut().for_each(|o| *o = 128);
+        return 0.0;
+    }
+    let inv = 127.0 / amax;
+    for (o, v) in out.iter_mut().zip(row) {
+        *o = (rne(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
+    }
+    amax / 127.0
+}
+
+impl Packed {
+    #[cfg(test)]
+    fn new(w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Self {
+        Self::from_fn(n, k, bias, |i, out| out.copy_from_slice(&w[i * k..][..k]))
+    }
+
+    /// Quantize rows `row(i, out)` writes (f32, length k) straight into the panel layout,
+    /// one panel per rayon task: no full-size temporary besides the result.
+    fn from_fn(
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+        row: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Self {
+        let kp = round_up(k, 4);
+        let n_pad = round_up(n, PANEL);
+        let mut data = vec![0i8; n_pad * kp];
+        let mut scale = vec![0f32; n_pad];
+        let mut comp = vec![0i32; n_pad];
+        let mut bias_p = vec![0f32; n_pad];
+        if let Some(b) = bias {
+            bias_p[..n].copy_from_slice(b);
+        }
+        data.par_chunks_mut(kp * PANEL)
+            .zip(scale.par_chunks_mut(PANEL))
+            .zip(comp.par_chunks_mut(PANEL))
+            .enumerate()
+            .for_each(|(p, ((panel, scale), comp))| {
+                let mut f = vec![0f32; k];
+                let mut q = vec![0i8; k];
+                for cc in 0..PANEL.min(n.saturating_sub(p * PANEL)) {
+                    row(p * PANEL + cc, &mut f);
+                    scale[cc] = quantize_row_i8(&f, &mut q);
+                    comp[cc] = 128 * q.iter().map(|&v| v as i32).sum::<i32>();
+                    for (kk, &v) in q.iter().enumerate() {
+                        panel[(kk / 4) * 4 * PANEL + cc * 4 + kk % 4] = v;
+                    }
+                }
+            });
+        Packed {
+            n,
+            k,
+            kp,
+            data,
+            scale,
+            comp,
+            bias: bias_p,
+        }
+    }
+
+    /// `out[m, n] = epilogue(a_packed x W^T)`. `a`: activations packed per MR-row block as
+    /// `[kp/4][MR][4]` (`m` rounded up to MR rows); `sx`: `[m]` activation scales.
+    #[cfg(test)]
+    fn gemm(&self, kernel: Kernel, a: &[u8], sx: &[f32], m: usize, out: &mut [f32]) {
+        assert!(out.len() >= m * self.n);
+        // SAFETY: `out` holds the `m x n` output.
+        unsafe { self.gemm_uninit(kernel, a, sx, m, out.as_mut_ptr()) }
+    }
+
+    /// [`Self::gemm`] into possibly uninitialized memory.
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of `m * n` f32.
+    unsafe fn gemm_uninit(&self, kernel: Kernel, a: &[u8], sx: &[f32], m: usize, out: *mut f32) {
+        assert!(sx.len() >= m && a.len() >= round_up(m, MR) * self.kp);
+        assert!(
+            kernel.is_available(),
+            "int8 kernel {kernel:?} not supported by this CPU"
+        );
+        let panels = self.data.len() / (self.kp * PANEL).max(1);
+        let threads = rayon::current_num_threads();
+        let out_ptr = SendPtr(out);
+        if threads > 1 && panels > 1 && m * self.n * self.kp >= PAR_MIN_MACS {
+            // A few chunks per thread for balance; each writes a disjoint set of columns.
+            let chunks = (threads * 4).min(panels);
+            let per = panels.div_ceil(chunks);
+            (0..panels.div_ceil(per)).into_par_iter().for_each(|c| {
+                let p0 = c * per;
+                let p1 = (p0 + per).min(panels);
+                let out_ptr = &out_ptr;
+                // SAFETY: bounds asserted above; panels of different chunks write disjoint
+                // columns of `out`.
+                unsafe { self.gemm_panels(kernel, a, sx, m, p0, p1, out_ptr.0) }
+            });
+        } else {
+            // SAFETY: as above, one chunk.
+            unsafe { self.gemm_panels(kernel, a, sx, m, 0, panels, out_ptr.0) }
+        }
+    }
+
+    /// Panels `p0..p1` for all `m` rows. Caller guarantees the buffer sizes of [`Self::gemm`]
+    /// and that `kernel` is supported.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_panels(
+        &self,
+        kernel: Kernel,
+        a: &[u8],
+        sx: &[f32],
+        m: usize,
+        p0: usize,
+        p1: usize,
+        out: *mut f32,
+    ) {
+        let kg = self.kp / 4;
+        // Column blocks of the weight small enough to stay in L2 while every row block of
+        // the activations passes over them; within a block, a row block sweeps the panels
+        // left to right, so output rows are written contiguously (few TLB misses on wide
+        // outputs such as the vocabulary projection).
+        let nc = (NC_BYTES / (self.kp * PANEL)).max(1);
+        for q0 in (p0..p1).step_by(nc) {
+            let q1 = (q0 + nc).min(p1);
+            for m0 in (0..m).step_by(MR) {
+                let rows = (m - m0).min(MR);
+                let ap = a.as_ptr().add((m0 / MR) * kg * 4 * MR);
+                let s = sx.as_ptr().add(m0);
+                for p in q0..q1 {
+                    let col0 = p * PANEL;
+                    let t = Tile {
+                        b: self.data.as_ptr().add(p * kg * 4 * PANEL),
+                        kg,
+                        scale: self.scale.as_ptr().add(col0),
+                        comp: self.comp.as_ptr().add(col0),
+                        bias: self.bias.as_ptr().add(col0),
+                        ncols: (self.n - col0).min(PANEL),
+                        ld: self.n,
+                    };
+                    let o = out.add(m0 * self.n + col0);
+                    match kernel {
+                        Kernel::Scalar => tile_scalar(&t, ap, s, o, rows),
+                        #[cfg(target_arch = "x86_64")]
+                        Kernel::Avx2 => x86::tile_avx2(&t, ap, s, o, rows),
+                        #[cfg(target_arch = "x86_64")]
+                        Kernel::Avx512Vnni => x86::tile_vnni(&t, ap, s, o, rows),
+                        #[cfg(not(target_arch = "x86_64"))]
+                        _ => tile_scalar(&t, ap, s, o, rows),
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: only used to hand disjoint column ranges of one output buffer to rayon tasks.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// One weight panel and its epilogue vectors.
+struct Tile {
+    b: *const i8,
+    kg: usize,
+    scale: *const f32,
+    comp: *const i32,
+    bias: *const f32,
+    /// Valid output columns in this panel (<= PANEL).
+    ncols: usize,
+    /// Output row stride.
+    ld: usize,
+}
+
+/// Reference tile: `rows` rows x `t.ncols` columns.
+unsafe fn tile_scalar(t: &Tile, a: *const u8, sx: *const f32, out: *mut f32, rows: usize) {
+    for i in 0..rows {
+        for c in 0..t.ncols {
+            let mut acc = 0i32;
+            for g in 0..t.kg {
+                let ap = a.add(g * 4 * MR + 4 * i);
+                let bp = t.b.add(g * 4 * PANEL + 4 * c);
+                for q in 0..4 {
+                    acc += *ap.add(q) as i32 * *bp.add(q) as i32;
+                }
+            }
+            *out.add(i * t.ld + c) =
+                epilogue(acc, *t.comp.add(c), *sx.add(i), *t.scale.add(c)) + *t.bias.add(c);
+        }
+    }
+}
+
+/// Dequantization, in the operation order every SIMD path uses (no FMA: bit-identical).
+#[inline(always)]
+fn epilogue(acc: i32, comp: i32, sx: f32, sw: f32) -> f32 {
+    (acc.wrapping_sub(comp) as f32 * sx) * sw
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{rne, Tile, MR, NR, PANEL};
+    use std::arch::x86_64::*;
+
+    /// Dispatch on the row count so the tile is fully unrolled for each.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_vnni(t: &Tile, a: *const u8, sx: *const f32, o: *mut f32, r: usize) {
+        match r {
+            8 => vnni::<8>(t, a, sx, o),
+            7 => vnni::<7>(t, a, sx, o),
+            6 => vnni::<6>(t, a, sx, o),
+            5 => vnni::<5>(t, a, sx, o),
+            4 => vnni::<4>(t, a, sx, o),
+            3 => vnni::<3>(t, a, sx, o),
+            2 => vnni::<2>(t, a, sx, o),
+            _ => vnni::<1>(t, a, sx, o),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn vnni<const R: usize>(t: &Tile, a: *const u8, sx: *const f32, out: *mut f32) {
+        let mut acc = [[_mm512_setzero_si512(); NR]; R];
+        let mut ap = a;
+        let mut bp = t.b;
+        for _ in 0..t.kg {
+            let mut bv = [_mm512_setzero_si512(); NR];
+            for (j, b) in bv.iter_mut().enumerate() {
+                *b = _mm512_loadu_si512(bp.add(64 * j) as *const _);
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_epi32((ap.add(4 * i) as *const i32).read_unaligned());
+                for (c, b) in row.iter_mut().zip(&bv) {
+                    *c = _mm512_dpbusd_epi32(*c, av, *b);
+                }
+            }
+            ap = ap.add(4 * MR);
+            bp = bp.add(4 * PANEL);
+        }
+        for j in 0..NR {
+            let c0 = 16 * j;
+            if c0 >= t.ncols {
+                break;
+            }
+            let valid = (t.ncols - c0).min(16);
+            let mask: __mmask16 = if valid == 16 {
+                0xffff
+            } else {
+                (1u16 << valid) - 1
+            };
+            let cv = _mm512_loadu_si512(t.comp.add(c0) as *const _);
+            let sv = _mm512_loadu_ps(t.scale.add(c0));
+            let bv = _mm512_loadu_ps(t.bias.add(c0));
+            for (i, row) in acc.iter().enumerate() {
+                let d = _mm512_cvtepi32_ps(_mm512_sub_epi32(row[j], cv));
+                let y = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_set1_ps(*sx.add(i))), sv);
+                _mm512_mask_storeu_ps(out.add(i * t.ld + c0), mask, _mm512_add_ps(y, bv));
+            }
+        }
+    }
+
+    /// AVX2: 2 rows x 16 columns at a time (13 of 16 ymm registers).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn tile_avx2(t: &Tile, a: *const u8, sx: *const f32, o: *mut f32, r: usize) {
+        let mut i = 0;
+        while i < r {
+            for q in 0..NR {
+                if 16 * q >= t.ncols {
+                    break;
+                }
+                if r - i >= 2 {
+                    avx2::<2>(t, a.add(4 * i), sx.add(i), o.add(i * t.ld), q);
+                } else {
+                    avx2::<1>(t, a.add(4 * i), sx.add(i), o.add(i * t.ld), q);
+                }
+            }
+            i += 2;
+        }
+    }
+
+    /// Rows `R` (starting at `a`/`sx`/`out`) x the 16 columns of group `q` of the panel.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn avx2<const R: usize>(
+        t: &Tile,
+        a: *const u8,
+        sx: *const f32,
+        out: *mut f32,
+        q: usize,
+    ) {
+        // acc[i][j]: columns 4j..4j+4 of the group, lanes (col, k-pair).
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        let mut ap = a;
+        let mut bp = t.b.add(64 * q);
+        for _ in 0..t.kg {
+            let mut bv = [_mm256_setzero_si256(); 4];
+            for (j, b) in bv.iter_mut().enumerate() {
+                *b = _mm256_cvtepi8_epi16(_mm_loadu_si128(bp.add(16 * j) as *const _));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let a4 = (ap.add(4 * i) as *const i32).read_unaligned();
+                let av = _mm256_cvtepu8_epi16(_mm_set1_epi32(a4));
+                for (c, b) in row.iter_mut().zip(&bv) {
+                    *c = _mm256_add_epi32(*c, _mm256_madd_epi16(av, *b));
+                }
+            }
+            ap = ap.add(4 * MR);
+            bp = bp.add(4 * PANEL);
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let sxv = _mm256_set1_ps(*sx.add(i));
+            // hadd gives columns [0,1,4,5,2,3,6,7]; the permute restores order.
+            let halves = [
+                _mm256_permute4x64_epi64::<0xd8>(_mm256_hadd_epi32(row[0], row[1])),
+                _mm256_permute4x64_epi64::<0xd8>(_mm256_hadd_epi32(row[2], row[3])),
+            ];
+            for (h, sum) in halves.iter().enumerate() {
+                let c0 = 16 * q + 8 * h;
+                if c0 >= t.ncols {
+                    break;
+                }
+                let cv = _mm256_loadu_si256(t.comp.add(c0) as *const _);
+                let d = _mm256_cvtepi32_ps(_mm256_sub_epi32(*sum, cv));
+                let y = _mm256_mul_ps(_mm256_mul_ps(d, sxv), _mm256_loadu_ps(t.scale.add(c0)));
+                let y = _mm256_add_ps(y, _mm256_loadu_ps(t.bias.add(c0)));
+                let dst = out.add(i * t.ld + c0);
+                let valid = t.ncols - c0;
+                if valid >= 8 {
+                    _mm256_storeu_ps(dst, y);
+                } else {
+                    let mut tmp = [0f32; 8];
+                    _mm256_storeu_ps(tmp.as_mut_ptr(), y);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
+                }
+            }
+        }
+    }
+
+    /// [`super::quantize_row_u8_scalar`] with AVX-512 (cvtps rounds ties to even as well).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize_row_u8_avx512(row: &[f32], out: &mut [u8]) -> f32 {
+        let k = row.len();
+        let full = k / 16 * 16;
+        let p = row.as_ptr();
+        let mut vmax = _mm512_setzero_ps();
+        for c in (0..full).step_by(16) {
+            vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(p.add(c))));
+        }
+        let mut amax = _mm512_reduce_max_ps(vmax);
+        for v in &row[full..] {
+            amax = amax.max(v.abs());
+        }
+        if amax.is_nan() || amax <= 0.0 {
+            out[..k].iter_mut().for_each(|o| *o = 128);
+            return 0.0;
+        }
+        let inv = 127.0 / amax;
+        let invv = _mm512_set1_ps(inv);
+        let (lo, hi, off) = (
+            _mm512_set1_epi32(-127),
+            _mm512_set1_epi32(127),
+            _mm512_set1_epi32(128),
+        );
+        for c in (0..full).step_by(16) {
+            let q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p.add(c)), invv));
+            let q = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, lo), hi), off);
+            _mm_storeu_si128(out.as_mut_ptr().add(c) as *mut _, _mm512_cvtepi32_epi8(q));
+        }
+        for (o, v) in out[full..k].iter_mut().zip(&row[full..]) {
+            *o = (rne(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
+        }
+        amax / 127.0
+    }
+}
+
+/// Quantize `m` rows of `x` (`[m, k]` row-major) into the packed activation layout.
+fn quantize_activations(x: &[f32], m: usize, k: usize, kernel: Kernel) -> (Vec<u8>, Vec<f32>) {
+    let kp = round_up(k, 4);
+    let kg = kp / 4;
+    let mut a = vec![128u8; round_up(m, MR) * kp];
+    let mut sx = vec![0f32; m];
+    let mut row_q = vec![128u8; kp];
+    for (r, row) in x.chunks_exact(k).take(m).enumerate() {
+        sx[r] = match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the VNNI kernel is only selected when AVX-512 F/BW are present.
+            Kernel::Avx512Vnni => unsafe { x86::quantize_row_u8_avx512(row, &mut row_q) },
+            _ => quantize_row_u8_scalar(row, &mut row_q),
+        };
+        let base = (r / MR) * kg * 4 * MR + (r % MR) * 4;
+        for (g, q4) in row_q.chunks_exact(4).enumerate() {
+            a[base + g * 4 * MR..][..4].copy_from_slice(q4);
+        }
+    }
+    (a, sx)
+}
+
+impl QLinear {
+    /// Quantize a row-major `[n, k]` weight with an optional `[n]` bias.
+    pub fn from_rows(w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Result<Self> {
+        if w.len() != n * k {
+            return Err(ModelError::Weights(format!(
+                "int8 linear: {} weight values for shape [{n}, {k}]",
+                w.len()
+            )));
+        }
+        Self::from_fn(n, k, bias, |i, out| out.copy_from_slice(&w[i * k..][..k]))
+    }
+
+    /// Quantize the `[n, k]` weight whose row `i` `row(i, out)` writes into `out` (length
+    /// `k`), with an optional `[n]` bias.
+    pub fn from_fn(
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+        row: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Result<Self> {
+        if n == 0 || k == 0 || k > MAX_K {
+            return Err(ModelError::Weights(format!(
+                "int8 linear: unsupported weight shape [{n}, {k}] (k must be 1..={MAX_K})"
+            )));
+        }
+        if let Some(b) = bias {
+            if b.len() != n {
+                return Err(ModelError::Weights(format!(
+                    "int8 linear: bias of {} values does not match {n} outputs",
+                    b.len()
+                )));
+            }
+        }
+        Ok(QLinear {
+            w: Arc::new(Packed::from_fn(n, k, bias, row)),
+            has_bias: bias.is_some(),
+            kernel: Kernel::detect(),
+        })
+    }
+
+    /// Quantize `weight` (`[n_out, k]`, f32) with an optional `bias` (`[n_out]`).
+    pub fn quantize(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
+        let (n, k) = weight.dims2().map_err(|e| {
+            ModelError::Weights(format!("int8 linear: weight must be [n_out, k]: {e}"))
+        })?;
+        if n == 0 || k == 0 || k > MAX_K {
+            return Err(ModelError::Weights(format!(
+                "int8 linear: unsupported weight shape [{n}, {k}] (k must be 1..={MAX_K})"
+            )));
+        }
+        let w: Vec<f32> = weight
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_device(&candle_core::Device::Cpu)?
+            .to_vec1()?;
+        let b: Option<Vec<f32>> = match bias {
+            Some(b) => {
+                if b.dims() != [n] {
+                    return Err(ModelError::Weights(format!(
+                        "int8 linear: bias shape {:?} does not match {n} outputs",
+                        b.dims()
+                    )));
+                }
+                Some(
+                    b.to_dtype(DType::F32)?
+                        .to_device(&candle_core::Device::Cpu)?
+                        .to_vec1()?,
+                )
+            }
+            None => None,
+        };
+        Self::from_rows(&w, n, k, b.as_deref())
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.w.n
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.w.k
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// The same layer running `kernel` (errors if this CPU lacks it).
+    pub fn with_kernel(&self, kernel: Kernel) -> Result<Self> {
+        if !kernel.is_available() {
+            return Err(ModelError::Input(format!(
+                "int8 kernel {kernel:?} is not supported by this CPU"
+            )));
+        }
+        Ok(QLinear {
+            kernel,
+            ..self.clone()
+        })
+    }
+
+    /// `x`: `[.., k]` f32 on the CPU -> `[.., n_out]` f32.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            return Err(ModelError::Input(format!(
+                "int8 linear runs on the CPU only, got a tensor on {:?}",
+                x.device()
+            )));
+        }
+        if x.dtype() != DType::F32 {
+            return Err(ModelError::Input(format!(
+                "int8 linear expects f32 input, got {:?}",
+                x.dtype()
+            )));
+        }
+        match x.dims().last() {
+            Some(&k) if k == self.w.k => {}
+            _ => {
+                return Err(ModelError::Input(format!(
+                    "int8 linear: input shape {:?} does not end in k = {}",
+                    x.dims(),
+                    self.w.k
+                )))
+            }
+        }
+        Ok(x.contiguous()?.apply_op1_no_bwd(self)?)
+    }
+
+    /// `x`: `[m, k]` row-major -> `[m, n_out]` row-major.
+    pub fn forward_slice(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let (k, n) = (self.w.k, self.w.n);
+        assert!(x.len() >= m * k);
+        let (a, sx) = quantize_activations(x, m, k, self.kernel);
+        let mut out = Vec::with_capacity(m * n);
+        // SAFETY: `gemm` writes every element of the `m x n` output (each panel's valid
+        // columns of every row) before anything reads it; f32 has no invalid bit patterns.
+        #[allow(clippy::uninit_vec)]
+        unsafe {
+            self.w.gemm_uninit(
+                self.kernel,
+                &a,
+                &sx,
+                m,
+                out.spare_capacity_mut().as_mut_ptr() as *mut f32,
+            );
+            out.set_len(m * n);
+        }
+        out
+    }
+}
+
+impl CustomOp1 for QLinear {
+    fn name(&self) -> &'static str {
+        "qlinear-int8"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let data = match storage {
+            CpuStorage::F32(v) => v.as_slice(),
+            _ => candle_core::bail!("qlinear-int8: expected f32 input"),
+        };
+        let dims = layout.shape().dims();
+        let k = self.w.k;
+        if dims.last() != Some(&k) {
+            candle_core::bail!("qlinear-int8: input shape {dims:?} does not end in k = {k}");
+        }
+        let count = layout.shape().elem_count();
+        let m = count / k;
+        // `forward` makes the input contiguous (free when it already is).
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("qlinear-int8: input must be contiguous");
+        };
+        let x = &data[start..end];
+        let out = self.forward_slice(x, m);
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.w.n;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(out_dims)))
+    }
+}
+
+impl super::Transformer {
+    /// Quantize every projection (attention q/k/v/o, feed-forward, vocabulary head) to int8
+    /// in place. Embeddings, norms and attention score/context products stay f32 (a tied
+    /// embedding keeps reading the f32 rows). CPU only.
+    pub fn quantize_q8(&mut self) -> Result<()> {
+        if !self.device.is_cpu() {
+            return Err(ModelError::Input(
+                "--quantize q8 runs on the CPU only".into(),
+            ));
+        }
+        let mut all: Vec<&mut super::linear::Linear> = Vec::new();
+        for l in &mut self.encoder.layers {
+            let a = &mut l.self_attn;
+            all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
+            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
+            all.extend(l.ffn.gate.as_mut());
+        }
+        for l in &mut self.decoder.layers {
+            for a in [&mut l.self_attn, &mut l.cross_attn] {
+                all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
+            }
+            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
+            all.extend(l.ffn.gate.as_mut());
+        }
+        all.push(&mut self.lm_head);
+        for lin in all {
+            lin.quantize_q8()?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`Self::quantize_q8`] has run.
+    pub fn is_q8(&self) -> bool {
+        self.lm_head.is_q8()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Deterministic pseudo-random numbers (SplitMix64).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn f32(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+    }
+
+    /// Integer GEMM through the packed layouts with unit scales and no bias: outputs are
+    /// the exact i32 dot products (they stay below 2^24, so the f32 is exact too).
+    #[test]
+    fn kernels_exact_on_odd_shapes() {
+        let mut rng = Rng(7);
+        for &m in &[1usize, 3, 8, 33] {
+            for &k in &[64usize, 512, 513] {
+                for &n in &[1usize, 17, 48, 1000] {
+                    let wq: Vec<i8> = (0..n * k).map(|_| (rng.next() % 255) as i8).collect();
+                    let wq: Vec<i8> = wq.iter().map(|&v| v.max(-127)).collect();
+                    let au: Vec<u8> = (0..m * k).map(|_| rng.next() as u8).collect();
+                    // A weight whose row max is 127 quantizes to itself with scale 1.
+                    let mut w: Vec<f32> = wq.iter().map(|&v| v as f32).collect();
+                    for r in 0..n {
+                        w[r * k] = 127.0;
+                    }
+                    let p = Packed::new(&w, n, k, None);
+                    assert!(p.scale[..n].iter().all(|&s| s == 1.0));
+                    let kp = round_up(k, 4);
+                    let mut a = vec![128u8; round_up(m, MR) * kp];
+                    for r in 0..m {
+                        for kk in 0..k {
+                            a[(r / MR) * kp * MR + (kk / 4) * 4 * MR + (r % MR) * 4 + kk % 4] =
+                                au[r * k + kk];
+                        }
+                    }
+                    let sx = vec![1f32; m];
+                    let want: Vec<f32> = (0..m)
+                        .flat_map(|r| {
+                            let (au, w) = (&au, &w);
+                            (0..n).map(move |c| {
+                                let dot: i64 = (0..k)
+                                    .map(|kk| (au[r * k + kk] as i64 - 128) * w[c * k + kk] as i64)
+                                    .sum();
+                                dot as f32
+                            })
+                        })
+                        .collect();
+                    for kernel in Kernel::available() {
+                        let mut out = vec![f32::NAN; m * n];
+                        p.gemm(kernel, &a, &sx, m, &mut out);
+                        assert_eq!(out, want, "{kernel:?} m={m} k={k} n={n}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn random(rng: &mut Rng, dims: (usize, usize)) -> Tensor {
+        let v: Vec<f32> = (0..dims.0 * dims.1).map(|_| rng.f32()).collect();
+        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn all_kernels_give_identical_f32_and_match_f32_matmul() {
+        let mut rng = Rng(11);
+        for &(m, k, n) in &[(1, 64, 1), (3, 513, 17), (33, 512, 1000), (40, 100, 130)] {
+            let x = random(&mut rng, (m, k));
+            let w = random(&mut rng, (n, k));
+            let b: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            let b = Tensor::from_vec(b, n, &Device::Cpu).unwrap();
+            let q = QLinear::quantize(&w, Some(&b)).unwrap();
+            let want = x
+                .matmul(&w.t().unwrap())
+                .unwrap()
+                .broadcast_add(&b)
+                .unwrap();
+            let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+            let scalar: Vec<f32> = q
+                .with_kernel(Kernel::Scalar)
+                .unwrap()
+                .forward(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for kernel in Kernel::available() {
+                let got: Vec<f32> = q
+                    .with_kernel(kernel)
+                    .unwrap()
+                    .forward(&x)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{kernel:?} {m}x{k}x{n}"
+                );
+            }
+            let dot: f64 = want.iter().zip(&scalar).map(|(a, b)| (a * b) as f64).sum();
+            let na: f64 = want.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
+            let nb: f64 = scalar.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
+            let cos = dot / (na * nb);
+            let err: f64 = want
+                .iter()
+                .zip(&scalar)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum();
+            let rel = err.sqrt() / na;
+            // Uniform data: per-element steps of max/127 give ~0.5% relative error.
+            assert!(
+                cos > 0.9999 && rel < 0.01,
+                "cosine {cos} rel {rel} for {m}x{k}x{n}"
+            );
+        }
+    }
+
+    /// The int8 path computes exactly "quantize, dequantize, f32 matmul": what is left
+    /// against the f32 layer is quantization error alone.
+    #[test]
+    fn matches_fake_quantized_f32_reference() {
+        let mut rng = Rng(5);
+        let (m, k, n) = (7, 96, 50);
+        // Heavy-tailed data, like activations with outlier features.
+        let x: Vec<f32> = (0..m * k).map(|_| rng.f32().powi(5) * 8.0).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rng.f32()).collect();
+        let fake = |v: &[f32]| -> Vec<f32> {
+            let amax = v.iter().fold(0f32, |a, b| a.max(b.abs()));
+            v.iter()
+                .map(|&e| rne(e * (127.0 / amax)) * (amax / 127.0))
+                .collect()
+        };
+        let xq: Vec<f32> = x.chunks(k).flat_map(fake).collect();
+        let wq: Vec<f32> = w.chunks(k).flat_map(fake).collect();
+        let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+        let q = QLinear::quantize(&wt, None).unwrap();
+        let got = q.forward_slice(&x, m);
+        for r in 0..m {
+            for c in 0..n {
+                let want: f64 = (0..k)
+                    .map(|i| xq[r * k + i] as f64 * wq[c * k + i] as f64)
+                    .sum();
+                let g = got[r * n + c] as f64;
+                assert!(
+                    (g - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{r},{c}: {g} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rne_rounds_ties_to_even() {
+        for v in [
+            0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, -126.5, 0.49999997, 3.7, -3.2, 0.0,
+        ] {
+            // Signed zeros may differ; the value is converted to an integer anyway.
+            assert_eq!(rne(v), v.round_ties_even(), "{v}");
+        }
+    }
+
+    #[test]
+    fn forward_shapes_strides_and_errors() {
+        let mut rng = Rng(3);
+        let w = random(&mut rng, (10, 8));
+        let q = QLinear::quantize(&w, None).unwrap();
+        let x = random(&mut rng, (6, 8)).reshape((2, 3, 8)).unwrap();
+        let y = q.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[2, 3, 10]);
+        // A transposed (non-contiguous) input gives the same rows.
+        let xt = x.transpose(0, 1).unwrap();
+        let yt = q.forward(&xt).unwrap().transpose(0, 1).unwrap();
+        let a: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = yt
+            .contiguous()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(a, b);
+        assert!(q.forward(&random(&mut rng, (2, 7))).is_err());
+        assert!(q.forward(&x.to_dtype(DType::F64).unwrap()).is_err());
+        assert!(QLinear::quantize(&random(&mut rng, (0, 4)), None).is_err());
+        let bad_bias = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
+        assert!(QLinear::quantize(&w, Some(&bad_bias)).is_err());
+        // All-zero input rows give exactly the bias.
+        let b = Tensor::arange(0f32, 10.0, &Device::Cpu).unwrap();
+        let qb = QLinear::quantize(&w, Some(&b)).unwrap();
+        let z = Tensor::zeros((1, 8), DType::F32, &Device::Cpu).unwrap();
+        let y: Vec<f32> = qb
+            .forward(&z)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(y, (0..10).map(|v| v as f32).collect::<Vec<_>>());
+    }
+}
