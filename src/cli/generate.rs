@@ -66,8 +66,13 @@ pub(crate) fn load_model(
     vb: &candle_nn::VarBuilder,
     quantize: Quantize,
 ) -> anyhow::Result<Box<dyn Seq2SeqModel>> {
-    let mut model = crate::model::load_transformer(config, vb)?;
+    let mut model = if quantize == Quantize::Q8 {
+        crate::model::linear::with_q8_at_load(|| crate::model::load_transformer(config, vb))?
+    } else {
+        crate::model::load_transformer(config, vb)?
+    };
     if quantize == Quantize::Q8 {
+        // covers anything the load kept in f32 (e.g. non-CPU devices give a clear error)
         model.quantize_q8().context("--quantize q8")?;
     }
     Ok(Box::new(model))

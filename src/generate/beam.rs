@@ -164,29 +164,34 @@ pub(crate) fn run(
         procs: &r.processors,
     };
 
-    let expand: Vec<u32> = (0..n_sources as u32)
-        .flat_map(|s| std::iter::repeat_n(s, k))
-        .collect();
-    state.select_rows(&expand)?;
+    // The first step runs one row per source: its K beams are still identical (same start
+    // token, same state), so the row's log-probs are copied to the K beams on the host and
+    // the state is expanded to K rows by the first reorder (as CTranslate2 does; the
+    // candidates are the same as stepping K identical rows).
+    let mut expanded = k == 1;
 
     let mut active: Vec<Item> = (0..n_sources)
         .map(|s| Item::new(s, k, ml, r.decoder_start, n_keep))
         .collect();
     let mut results: Vec<Vec<u32>> = vec![Vec::new(); n_sources];
-    let mut feed: Vec<u32> = vec![r.decoder_start; n_sources * k];
+    let mut feed: Vec<u32> = vec![r.decoder_start; n_sources];
     let mut lp_buf: Vec<f32> = Vec::new();
     let mut parents: Vec<u32> = Vec::with_capacity(n_sources * k);
     let mut cur_len = 1usize;
 
     while !active.is_empty() {
-        let rows = active.len() * k;
+        let rows = if expanded {
+            active.len() * k
+        } else {
+            active.len()
+        };
         let logits = state.step(&feed)?;
-        lp_buf.resize(rows * vocab, 0.0);
+        lp_buf.resize(active.len() * k * vocab, 0.0);
         if logits.device().is_cpu() {
             // The one copy of the step's logits: log_softmax straight into the host buffer.
             with_host_logits(&logits, rows, vocab, |data| {
                 data.par_chunks_exact(vocab)
-                    .zip(lp_buf.par_chunks_exact_mut(vocab))
+                    .zip(lp_buf[..rows * vocab].par_chunks_exact_mut(vocab))
                     .for_each(|(raw, out)| {
                         let shift = log_softmax_shift(raw);
                         for (o, &x) in out.iter_mut().zip(raw) {
@@ -197,9 +202,22 @@ pub(crate) fn run(
         } else {
             // On an accelerator, normalize there and bring back the result only.
             let lsm = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
-            with_host_logits(&lsm, rows, vocab, |data| lp_buf.copy_from_slice(data))?;
+            with_host_logits(&lsm, rows, vocab, |data| {
+                lp_buf[..rows * vocab].copy_from_slice(data)
+            })?;
         }
         drop(logits);
+        if !expanded {
+            // row s -> rows s*k .. s*k+k, from the back so no unread row is overwritten
+            for s in (0..rows).rev() {
+                for b in (0..k).rev() {
+                    let dst = (s * k + b) * vocab;
+                    if dst != s * vocab {
+                        lp_buf.copy_within(s * vocab..(s + 1) * vocab, dst);
+                    }
+                }
+            }
+        }
 
         let ctx = StepCtx {
             cur_len,
@@ -228,7 +246,8 @@ pub(crate) fn run(
             } else {
                 for &(_, ci) in &item.sel {
                     let c = item.cands[ci];
-                    parents.push((ii * k + c.beam) as u32);
+                    // before the expansion, source ii has one state row (all beams equal)
+                    parents.push(if expanded { ii * k + c.beam } else { ii } as u32);
                     feed.push(c.token);
                 }
             }
@@ -239,6 +258,7 @@ pub(crate) fn run(
             break;
         }
         state.select_rows(&parents)?;
+        expanded = true;
     }
     Ok(results)
 }

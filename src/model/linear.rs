@@ -12,6 +12,25 @@ use super::gemm::PackedMatrix;
 use super::int8::QLinear;
 use super::Result;
 
+thread_local! {
+    static Q8_AT_LOAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run a model load with every CPU f32 projection quantized to int8 as it is read, so the
+/// f32 copy of the whole model never exists at once (peak memory of a q8 load ~ the int8
+/// model plus one f32 tensor).
+pub fn with_q8_at_load<T>(load: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            Q8_AT_LOAD.with(|c| c.set(false));
+        }
+    }
+    Q8_AT_LOAD.with(|c| c.set(true));
+    let _reset = Reset;
+    load()
+}
+
 #[derive(Debug, Clone)]
 pub enum Linear {
     /// `[out, in]` weight and `[out]` bias as loaded, for candle's matmul.
@@ -49,6 +68,10 @@ impl Linear {
         let (storage, layout) = weight.storage_and_layout();
         let packed = match (&*storage, layout.contiguous_offsets()) {
             (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => {
+                if Q8_AT_LOAD.with(|c| c.get()) {
+                    let q = super::int8::QLinear::from_rows(&v[start..end], n, k, b.as_deref())?;
+                    return Ok(Linear::Q8(q));
+                }
                 PackedMatrix::pack(&v[start..end], n, k, b.as_deref())
             }
             _ => {

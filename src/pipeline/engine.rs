@@ -17,6 +17,8 @@ pub struct EngineOptions {
     pub device: String,
     /// Model dtype (auto: f32 on CPU, f16 or bf16 on CUDA; see `crate::device`).
     pub dtype: DTypeArg,
+    /// int8 projections (CPU, f32 models).
+    pub quantize: bool,
     pub offline: bool,
     pub quiet: bool,
     pub threads: Option<usize>,
@@ -30,6 +32,7 @@ impl Default for EngineOptions {
         EngineOptions {
             device: "cpu".into(),
             dtype: DTypeArg::Auto,
+            quantize: false,
             offline: false,
             quiet: true,
             threads: None,
@@ -71,8 +74,19 @@ impl Engine {
         let dtype = resolve_dtype(opts.dtype, &device, &config);
         let vb = hub::load_weights(&dir, dtype, &device)
             .map_err(|e| PipelineError::Model(e.to_string()))?;
-        let model = crate::model::from_config(&config, vb)
-            .map_err(|e| PipelineError::Model(format!("{}: {e}", dir.display_name())))?;
+        let model_err = |e: crate::model::ModelError| {
+            PipelineError::Model(format!("{}: {e}", dir.display_name()))
+        };
+        let model: Box<dyn Seq2SeqModel> = if opts.quantize {
+            let mut m = crate::model::linear::with_q8_at_load(|| {
+                crate::model::load_transformer(&config, &vb)
+            })
+            .map_err(model_err)?;
+            m.quantize_q8().map_err(model_err)?;
+            Box::new(m)
+        } else {
+            crate::model::from_config(&config, vb).map_err(model_err)?
+        };
         let tokenizer =
             Tokenizer::from_dir(&dir.root).map_err(|e| PipelineError::Tokenize(e.to_string()))?;
         let mut gen = GenerationConfig::from_model_dir(&dir.root)
