@@ -79,6 +79,8 @@ pub struct Options {
     pub limits: BatchLimits,
     /// Parallel model workers (each runs whole batches).
     pub workers: usize,
+    /// Compute threads of each worker when `workers > 1` (0: share the global pool).
+    pub worker_threads: usize,
     /// Brief length in words, `(min, max)`.
     pub summary_words: Option<(usize, usize)>,
 }
@@ -90,6 +92,7 @@ impl Default for Options {
             order: Order::TranslateFirst,
             limits: BatchLimits::default(),
             workers: 1,
+            worker_threads: 0,
             summary_words: None,
         }
     }
