@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// summarize in Vietnamese and translate only the brief (much cheaper on long articles).
     #[arg(long, value_enum, default_value_t = OrderArg::TranslateFirst)]
     pub order: OrderArg,
+    /// Vietnamese summarizer of `--order compare` (NAME|DIR; default vit5).
+    #[arg(long, value_name = "NAME|DIR")]
+    pub vi_summarizer: Option<String>,
     /// Most padded source tokens per model batch.
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub max_batch_tokens: usize,
@@ -94,6 +97,9 @@ pub struct RunArgs {
 pub enum OrderArg {
     TranslateFirst,
     SummarizeFirst,
+    /// Run both orders on the same articles and report each one's cost (records come from
+    /// translate-first and carry the other brief as `summary_summarize_first`).
+    Compare,
 }
 
 fn parse_range(s: &str) -> Result<(usize, usize), String> {
@@ -211,6 +217,7 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         order: match args.order {
             OrderArg::TranslateFirst => Order::TranslateFirst,
             OrderArg::SummarizeFirst => Order::SummarizeFirst,
+            OrderArg::Compare => Order::Compare,
         },
         limits: BatchLimits {
             max_tokens: args.max_batch_tokens.max(1),
@@ -263,6 +270,19 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     } else {
         None
     };
+    let compare = opts.order == Order::Compare && stages == Stages::Both;
+    let vi_summarizer = if compare {
+        match load(
+            args.vi_summarizer.as_ref(),
+            DEFAULT_VI_SUMMARIZER,
+            "Vietnamese summarizer",
+        ) {
+            Ok(e) => Some(e),
+            Err(c) => return c,
+        }
+    } else {
+        None
+    };
     // GPU: batches that fit in free device memory (the token budget is the knob).
     for e in translator.iter().chain(summarizer.iter()) {
         let fitted = e.fit_limits(opts.limits);
@@ -282,6 +302,9 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     }
     if let Some(s) = &summarizer {
         models.insert("summarizer".into(), json!(s.info()));
+    }
+    if let Some(v) = &vi_summarizer {
+        models.insert("vi_summarizer".into(), json!(v.info()));
     }
     let models = Value::Object(models);
 
@@ -363,7 +386,12 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         if todo == 0 {
             continue;
         }
-        let results = pipeline::process_batch(chunk, &opts, tr, sm, &mut stats);
+        let results = match (tr, sm, vi_summarizer.as_ref()) {
+            (Some(t), Some(s), Some(v)) => {
+                pipeline::process_batch_compare(chunk, &opts, t, s, v, &mut stats)
+            }
+            _ => pipeline::process_batch(chunk, &opts, tr, sm, &mut stats),
+        };
         for (doc, r) in chunk.iter().zip(results) {
             if done.contains(&doc.id) {
                 continue;

@@ -70,6 +70,9 @@ pub enum Stages {
 pub enum Order {
     TranslateFirst,
     SummarizeFirst,
+    /// Both orders on the same articles: records from translate-first (plus the other
+    /// order's brief), the run report with each order's cost.
+    Compare,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +120,8 @@ pub struct ArticleResult {
     pub summary: Option<String>,
     /// With summarize-first: the brief in the source language, before translation.
     pub summary_source: Option<String>,
+    /// With `--order compare`: the summarize-first brief (English).
+    pub summary_summarize_first: Option<String>,
     pub warnings: Vec<String>,
     pub timings_ms: Map<String, Value>,
     pub tokens: Map<String, Value>,
@@ -143,6 +148,9 @@ impl ArticleResult {
         }
         if let Some(s) = &self.summary_source {
             rec.insert("summary_source".into(), Value::String(s.clone()));
+        }
+        if let Some(s) = &self.summary_summarize_first {
+            rec.insert("summary_summarize_first".into(), Value::String(s.clone()));
         }
         rec.insert("models".into(), models.clone());
         rec.insert("timings".into(), Value::Object(self.timings_ms.clone()));
@@ -189,6 +197,46 @@ pub fn process_batch(
     if matches!(opts.stages, Stages::Summarize | Stages::Both) {
         if let Some(sm) = summarizer {
             summarize::summarize_docs(&english, sm, opts, &mut results, stats);
+        }
+    }
+    results
+}
+
+/// `--order compare`: the translate-first job as usual, then summarize-first on the same
+/// documents with the Vietnamese summarizer `vi_summarizer`; its stage costs go into
+/// `stats` under "summarize-first: ..." names and its brief into each record.
+pub fn process_batch_compare(
+    docs: &[Document],
+    opts: &Options,
+    translator: &dyn TextGenerator,
+    summarizer: &dyn TextGenerator,
+    vi_summarizer: &dyn TextGenerator,
+    stats: &mut report::Stats,
+) -> Vec<Result<ArticleResult, String>> {
+    let tf_opts = Options {
+        order: Order::TranslateFirst,
+        stages: Stages::Both,
+        ..opts.clone()
+    };
+    let mut results = process_batch(docs, &tf_opts, Some(translator), Some(summarizer), stats);
+    let mut sf: Vec<Result<ArticleResult, String>> =
+        docs.iter().map(|_| Ok(ArticleResult::default())).collect();
+    let mut sf_stats = report::Stats::default();
+    summarize_first(
+        docs,
+        opts,
+        Some(translator),
+        Some(vi_summarizer),
+        &mut sf,
+        &mut sf_stats,
+    );
+    stats.merge_prefixed(&sf_stats, "summarize-first: ");
+    for (r, alt) in results.iter_mut().zip(sf) {
+        if let Ok(r) = r {
+            match alt {
+                Ok(a) => r.summary_summarize_first = a.summary,
+                Err(e) => r.warnings.push(format!("summarize-first failed: {e}")),
+            }
         }
     }
     results

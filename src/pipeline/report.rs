@@ -48,6 +48,39 @@ impl Stats {
         s.seconds += seconds;
     }
 
+    /// Add `other`'s stages under `prefix` + name (e.g. the other order of `--order compare`).
+    pub fn merge_prefixed(&mut self, other: &Stats, prefix: &str) {
+        for (n, st) in &other.stages {
+            self.add_stage(
+                &format!("{prefix}{n}"),
+                st.tokens_in,
+                st.tokens_out,
+                st.seconds,
+            );
+        }
+    }
+
+    /// With `--order compare`: (order, model seconds, tokens in + out) of each order.
+    pub fn order_costs(&self) -> Option<Vec<(&'static str, f64, usize)>> {
+        const SF: &str = "summarize-first: ";
+        if !self.stages.iter().any(|(n, _)| n.starts_with(SF)) {
+            return None;
+        }
+        let sum = |alt: bool| {
+            self.stages
+                .iter()
+                .filter(|(n, _)| n.starts_with(SF) == alt)
+                .fold((0.0, 0), |(s, t), (_, st)| {
+                    (s + st.seconds, t + st.tokens_in + st.tokens_out)
+                })
+        };
+        let (a, b) = (sum(false), sum(true));
+        Some(vec![
+            ("translate-first", a.0, a.1),
+            ("summarize-first", b.0, b.1),
+        ])
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let wall = self.started.elapsed().as_secs_f64();
         let stages: serde_json::Map<String, serde_json::Value> = self
@@ -65,7 +98,19 @@ impl Stats {
                 )
             })
             .collect();
+        let orders: Option<serde_json::Map<String, serde_json::Value>> =
+            self.order_costs().map(|v| {
+                v.into_iter()
+                    .map(|(o, secs, toks)| {
+                        (
+                            o.to_string(),
+                            serde_json::json!({"seconds": (secs * 1000.0).round() / 1000.0, "model_tokens": toks}),
+                        )
+                    })
+                    .collect()
+            });
         serde_json::json!({
+            "orders": orders,
             "articles": self.articles,
             "failed": self.failed,
             "skipped": self.skipped,
@@ -90,6 +135,13 @@ impl Stats {
             if wall > 0.0 { self.articles as f64 * 60.0 / wall } else { 0.0 },
             peak_rss_mb().map_or("?".to_string(), |m| format!("{m:.0}"))
         );
+        if let Some(costs) = self.order_costs() {
+            let parts: Vec<String> = costs
+                .iter()
+                .map(|(o, secs, toks)| format!("{o} {secs:.2} s of model time, {toks} tokens"))
+                .collect();
+            s.push_str(&format!("  orders: {}\n", parts.join("; ")));
+        }
         for (n, st) in &self.stages {
             s.push_str(&format!(
                 "  {n}: {} tokens in, {} tokens out in {:.2} s ({:.0} tokens out/s)\n",
