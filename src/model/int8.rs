@@ -602,6 +602,18 @@ impl QLinear {
         Self::from_rows(&w, n, k, b.as_deref())
     }
 
+    /// Row `i` (< n) of the weight as the kernel sees it (int8 x row scale), into `out` (k).
+    /// Tied embeddings of a q8 model read their rows here, as CTranslate2's int8 models do.
+    pub fn dequantized_row_into(&self, i: usize, out: &mut [f32]) {
+        let w = &self.w;
+        let (p, cc) = (i / PANEL, i % PANEL);
+        let base = p * w.kp * PANEL;
+        let scale = w.scale[i];
+        for (kk, o) in out.iter_mut().enumerate().take(w.k) {
+            *o = w.data[base + (kk / 4) * 4 * PANEL + cc * 4 + kk % 4] as f32 * scale;
+        }
+    }
+
     pub fn out_features(&self) -> usize {
         self.w.n
     }
@@ -746,6 +758,33 @@ impl super::Transformer {
     /// Whether [`Self::quantize_q8`] has run.
     pub fn is_q8(&self) -> bool {
         self.lm_head.is_q8()
+    }
+}
+
+#[cfg(test)]
+mod row_tests {
+    use super::*;
+
+    #[test]
+    fn dequantized_rows_are_close_to_the_weight() {
+        let (n, k) = (70, 37);
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0)
+            .collect();
+        let q = QLinear::from_rows(&w, n, k, None).unwrap();
+        let mut row = vec![0f32; k];
+        for i in [0, 1, 33, 69] {
+            q.dequantized_row_into(i, &mut row);
+            let max = w[i * k..(i + 1) * k]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
+            for (a, b) in row.iter().zip(&w[i * k..(i + 1) * k]) {
+                assert!(
+                    (a - b).abs() <= max / 127.0 * 0.51 + 1e-6,
+                    "row {i}: {a} vs {b}"
+                );
+            }
+        }
     }
 }
 

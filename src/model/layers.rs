@@ -38,6 +38,8 @@ pub struct Embedding {
 pub enum EmbeddingTable {
     Tensor(Tensor),
     Packed(std::sync::Arc<super::gemm::PackedMatrix>),
+    /// The int8 output projection of a q8 model (rows dequantized on lookup).
+    Q8(super::int8::QLinear),
 }
 
 impl Embedding {
@@ -73,6 +75,23 @@ impl Embedding {
                 }
                 Tensor::from_vec(data, (b, l, d), ids.device())?
             }
+            EmbeddingTable::Q8(q) => {
+                let d = q.in_features();
+                let mut data = vec![0f32; b * l * d];
+                for (row, &id) in data
+                    .chunks_mut(d.max(1))
+                    .zip(&ids.flatten_all()?.to_vec1::<u32>()?)
+                {
+                    if id as usize >= q.out_features() {
+                        return Err(super::ModelError::Input(format!(
+                            "token id {id} is out of the vocabulary (size {})",
+                            q.out_features()
+                        )));
+                    }
+                    q.dequantized_row_into(id as usize, row);
+                }
+                Tensor::from_vec(data, (b, l, d), ids.device())?
+            }
         };
         Ok(match self.scale {
             Some(s) => x.affine(s, 0.0)?,
@@ -84,6 +103,7 @@ impl Embedding {
         match &self.table {
             EmbeddingTable::Tensor(w) => w.dims().first().copied().unwrap_or(0),
             EmbeddingTable::Packed(p) => p.n(),
+            EmbeddingTable::Q8(q) => q.out_features(),
         }
     }
 }

@@ -132,12 +132,14 @@ fn tied_embeddings(
     dec_w: Tensor,
     scale: Option<f64>,
 ) -> (Embedding, Embedding) {
-    match (tied, lm_head.packed()) {
-        (true, Some(p)) => {
-            let packed = Embedding {
-                table: EmbeddingTable::Packed(p.clone()),
-                scale,
-            };
+    let table = match lm_head {
+        Linear::Packed(p) => Some(EmbeddingTable::Packed(p.clone())),
+        Linear::Q8(q) => Some(EmbeddingTable::Q8(q.clone())),
+        Linear::Dense { .. } => None,
+    };
+    match (tied, table) {
+        (true, Some(table)) => {
+            let packed = Embedding { table, scale };
             let enc = if enc_w.id() == dec_w.id() {
                 packed.clone()
             } else {
