@@ -59,38 +59,12 @@ impl Embedding {
                 w.index_select(&ids.flatten_all()?, 0)?.reshape((b, l, d))?
             }
             EmbeddingTable::Packed(p) => {
-                let d = p.k();
-                let mut data = vec![0f32; b * l * d];
-                for (row, &id) in data
-                    .chunks_mut(d.max(1))
-                    .zip(&ids.flatten_all()?.to_vec1::<u32>()?)
-                {
-                    if id as usize >= p.n() {
-                        return Err(super::ModelError::Input(format!(
-                            "token id {id} is out of the vocabulary (size {})",
-                            p.n()
-                        )));
-                    }
-                    p.row_into(id as usize, row);
-                }
-                Tensor::from_vec(data, (b, l, d), ids.device())?
+                gather_rows(ids, p.n(), p.k(), |i, row| p.row_into(i, row))?
             }
             EmbeddingTable::Q8(q) => {
-                let d = q.in_features();
-                let mut data = vec![0f32; b * l * d];
-                for (row, &id) in data
-                    .chunks_mut(d.max(1))
-                    .zip(&ids.flatten_all()?.to_vec1::<u32>()?)
-                {
-                    if id as usize >= q.out_features() {
-                        return Err(super::ModelError::Input(format!(
-                            "token id {id} is out of the vocabulary (size {})",
-                            q.out_features()
-                        )));
-                    }
-                    q.dequantized_row_into(id as usize, row);
-                }
-                Tensor::from_vec(data, (b, l, d), ids.device())?
+                gather_rows(ids, q.out_features(), q.in_features(), |i, row| {
+                    q.dequantized_row_into(i, row)
+                })?
             }
         };
         Ok(match self.scale {
@@ -106,6 +80,29 @@ impl Embedding {
             EmbeddingTable::Q8(q) => q.out_features(),
         }
     }
+}
+
+/// `[b, l]` ids -> `[b, l, d]` rows of an `n`-row table that `fetch(i, out)` copies from.
+fn gather_rows(
+    ids: &Tensor,
+    n: usize,
+    d: usize,
+    fetch: impl Fn(usize, &mut [f32]),
+) -> Result<Tensor> {
+    let (b, l) = ids.dims2()?;
+    let mut data = vec![0f32; b * l * d];
+    for (row, &id) in data
+        .chunks_mut(d.max(1))
+        .zip(&ids.flatten_all()?.to_vec1::<u32>()?)
+    {
+        if id as usize >= n {
+            return Err(super::ModelError::Input(format!(
+                "token id {id} is out of the vocabulary (size {n})"
+            )));
+        }
+        fetch(id as usize, row);
+    }
+    Ok(Tensor::from_vec(data, (b, l, d), ids.device())?)
 }
 
 /// Absolute positions: a table (sinusoidal, computed; or learned, loaded) read from `offset`.
