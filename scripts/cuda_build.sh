@@ -12,10 +12,12 @@
 #   nvcc wrapper rewrites it to `.version $TOMTAT_PTX_VERSION` (default 8.0: CUDA 12.0, r525+
 #   drivers; the minimum for the sm_90a target candle builds for) and every PTX file is then
 #   checked with a CUDA 12.4 ptxas, i.e. an r550-era JIT would accept it.
-# * Libraries: cudarc links libcuda/libcublas/libcublasLt/libcurand/libnvrtc dynamically. The
-#   bindings are pinned to CUDA 12 ($CUDARC_CUDA_VERSION, default 12040) and linked against the
-#   -cu12 wheels, so at run time the binary uses the CUDA 12 libraries that PyTorch wheels
-#   install (found by scripts/gpu_check.sh). libcuda.so.1 (the driver) is linked against a
+# * Libraries: cudarc links libcuda/libcublas/libcublasLt/libcurand/libnvrtc dynamically (candle
+#   asks for dynamic linking), so the binary needs the same CUDA major at run time. It is built
+#   for CUDA 13 by default ($TOMTAT_CUDA_MAJOR=13: bindings pinned with CUDARC_CUDA_VERSION=13000,
+#   linked against the CUDA 13 wheels), the libraries PyTorch's cu130 wheels install (seen on
+#   the lent H100: torch 2.11.0+cu130, driver 580); TOMTAT_CUDA_MAJOR=12 builds for CUDA 12.4+
+#   libraries instead (libcublas.so.12 etc., r550+ drivers). scripts/gpu_check.sh finds them. libcuda.so.1 (the driver) is linked against a
 #   generated stub; the real one is the GPU machine's. candle-kernels also links a static
 #   MoE kernel library (unused by tomtat) built by nvcc 13 against libcudart.so.13, which is
 #   small and is carried in gpu-bundle/lib.
@@ -27,7 +29,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${CUDA_VENV:-$ROOT/../cudaenv}
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
-export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-12040}
+export TOMTAT_CUDA_MAJOR=${TOMTAT_CUDA_MAJOR:-13}
+if [[ $TOMTAT_CUDA_MAJOR == 13 ]]; then
+    export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
+else
+    export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-12040}
+fi
 export TOMTAT_PTX_VERSION=${TOMTAT_PTX_VERSION:-8.0}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/cuda}
 CHECK=0
@@ -41,7 +48,8 @@ PIP="$VENV/bin/pip"
 "$PIP" install -q \
     "nvidia-cuda-nvcc==13.0.88" "nvidia-cuda-crt==13.0.88" "nvidia-nvvm==13.0.88" \
     "nvidia-cuda-runtime==13.0.96" "nvidia-cuda-cccl==13.0.85" \
-    "nvidia-cublas-cu12==12.9.*" "nvidia-curand-cu12==10.3.*" "nvidia-cuda-nvrtc-cu12==12.9.*"
+    "nvidia-cublas-cu12==12.9.*" "nvidia-curand-cu12==10.3.*" "nvidia-cuda-nvrtc-cu12==12.9.*" \
+    "nvidia-cublas==13.10.0.20" "nvidia-curand==10.4.5.25" "nvidia-cuda-nvrtc==13.5.37"
 NV=$("$VENV/bin/python" -c 'import nvidia; print(list(nvidia.__path__)[0])')
 CU13=$NV/cu13
 [[ -x $CU13/bin/nvcc ]] || { echo "no nvcc in $CU13/bin" >&2; exit 1; }
@@ -92,10 +100,19 @@ export PATH=$TOOLS/bin:$CU13/bin:$PATH
 # 3. link directory: CUDA 12 libraries, cudart 13 (for candle-kernels' static MoE lib), and a
 # libcuda stub generated from cudarc's driver bindings
 LIB=$TOOLS/lib
-ln -sf "$NV/cublas/lib/libcublas.so.12" "$LIB/libcublas.so"
-ln -sf "$NV/cublas/lib/libcublasLt.so.12" "$LIB/libcublasLt.so"
-ln -sf "$(ls "$NV"/curand/lib/libcurand.so.* | head -1)" "$LIB/libcurand.so"
-ln -sf "$(ls "$NV"/cuda_nvrtc/lib/libnvrtc.so.12 | head -1)" "$LIB/libnvrtc.so"
+if [[ $TOMTAT_CUDA_MAJOR == 13 ]]; then
+    RUNLIBS=$CU13/lib
+    ln -sf "$CU13/lib/libcublas.so.13" "$LIB/libcublas.so"
+    ln -sf "$CU13/lib/libcublasLt.so.13" "$LIB/libcublasLt.so"
+    ln -sf "$CU13/lib/libcurand.so.10" "$LIB/libcurand.so"
+    ln -sf "$CU13/lib/libnvrtc.so.13" "$LIB/libnvrtc.so"
+else
+    RUNLIBS=$NV/cublas/lib:$NV/curand/lib:$NV/cuda_nvrtc/lib
+    ln -sf "$NV/cublas/lib/libcublas.so.12" "$LIB/libcublas.so"
+    ln -sf "$NV/cublas/lib/libcublasLt.so.12" "$LIB/libcublasLt.so"
+    ln -sf "$(ls "$NV"/curand/lib/libcurand.so.* | head -1)" "$LIB/libcurand.so"
+    ln -sf "$(ls "$NV"/cuda_nvrtc/lib/libnvrtc.so.12 | head -1)" "$LIB/libnvrtc.so"
+fi
 ln -sf "$CU13/lib/libcudart.so.13" "$LIB/libcudart.so"
 (cd "$ROOT" && cargo fetch -q)
 CUDARC=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.* | tail -1)
@@ -130,7 +147,7 @@ done
 echo "ptx: $n kernel files accepted by CUDA 12.4 ptxas (PTX .version $TOMTAT_PTX_VERSION)"
 
 # the binary starts here too (the stub driver answers "no device")
-export LD_LIBRARY_PATH=$TOOLS/stub:$LIB:$NV/cublas/lib:$NV/curand/lib:$NV/cuda_nvrtc/lib:$CU13/lib
+export LD_LIBRARY_PATH=$TOOLS/stub:$LIB:$RUNLIBS:$CU13/lib
 "$CARGO_TARGET_DIR/release/tomtat" --version
 if "$CARGO_TARGET_DIR/release/tomtat" generate --help | grep -q -- --dtype; then
     echo "cuda build: ok ($CARGO_TARGET_DIR/release/tomtat)"

@@ -17,7 +17,12 @@ VENV=${CUDA_VENV:-$ROOT/../cudaenv}
 NV=$("$VENV/bin/python" -c 'import nvidia; print(list(nvidia.__path__)[0])')
 TOOLS=$VENV/tomtat-cuda
 export CUDA_ROOT=$TOOLS NVCC=$TOOLS/bin/nvcc CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
-export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-12040}
+export TOMTAT_CUDA_MAJOR=${TOMTAT_CUDA_MAJOR:-13}
+if [[ $TOMTAT_CUDA_MAJOR == 13 ]]; then
+    export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
+else
+    export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-12040}
+fi
 export PATH=$TOOLS/bin:$NV/cu13/bin:$PATH
 
 B=$ROOT/gpu-bundle

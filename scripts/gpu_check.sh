@@ -6,7 +6,7 @@
 #     tomtat        release binary built with --features cuda (stripped)
 #     gpu_parity    the tests/gpu_parity.rs test executable
 #     lib/          libcudart.so.13 (only for candle's unused MoE kernels)
-# The CUDA 12 libraries the binary links (cublas, cublasLt, curand, nvrtc) are taken from the
+# The CUDA libraries the binary links (cublas, cublasLt, curand, nvrtc; CUDA 13 by default) are taken from the
 # Python environment's nvidia-* wheels (installed with torch), or /usr/local/cuda.
 #
 # Steps (about 5-8 minutes on an H100):
@@ -20,6 +20,7 @@
 #   4. summary table -> $OUT/summary.md
 #
 #   OUT=/some/dir scripts/gpu_check.sh            # results in $OUT (default ./gpu-out)
+#   HF_BEAMS=1 EXTRAS=0 scripts/gpu_check.sh      # shorter: transformers greedy only, no extras
 #   scripts/gpu_check.sh --dry-run                # CPU only, tiny shapes: checks the plumbing
 set -uo pipefail
 
@@ -86,7 +87,7 @@ EOF
 export LD_LIBRARY_PATH=$B/lib:$PYLIBS:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 echo "binary: $BIN"
 if ldd "$BIN" | grep -E "not found"; then
-    echo "ERROR: missing libraries (above); the binary links CUDA 12 cublas/curand/nvrtc"
+    echo "ERROR: missing libraries (above); the binary links the CUDA cublas/curand/nvrtc it was built for (scripts/cuda_build.sh, TOMTAT_CUDA_MAJOR)"
 fi
 ldd "$BIN" | grep -E "libcu|nvrtc" | sed 's/^/  /'
 "$BIN" --version
@@ -136,11 +137,26 @@ for w in "${WORK[@]}"; do
         run_polled "tomtat_${name}_b$beams" "$BIN" -q bench --model "$W/$name" --device "$DEV" \
             --batch "$BATCH" --src-len "$src" --new-tokens "$new" --beams "$beams" \
             --runs "$RUNS" --json "$OUT/tomtat_${name}_b$beams.json"
+        [[ " ${HF_BEAMS:-1 4} " == *" $beams "* ]] || continue
         run_polled "hf_${name}_b$beams" "$PY" "$ROOT/scripts/gpu_bench_hf.py" "$W/$name" \
             --device "$HF_DEV" --dtype "$HF_DT" --batch "$BATCH" --src-len "$src" --new "$new" \
             --beams "$beams" --runs "$RUNS"
     done
 done
+
+# tomtat alone, other precisions and a larger batch (opus-mt shape, greedy), while time is left
+if [[ $DRY == 0 && ${EXTRAS:-1} == 1 && -d $W/opus-mt-vi-en ]]; then
+    section "3b. tomtat extras: opus-mt-vi-en greedy, other dtypes and batch 256"
+    for x in "bf16 64" "f32 64" "f16 256"; do
+        read -r dt bs <<< "$x"
+        (( SECONDS - T0 > ${EXTRA_UNTIL_S:-330} )) && { echo "skipped (time)"; break; }
+        timeout 60 "$BIN" -q bench --model "$W/opus-mt-vi-en" --device cuda --dtype "$dt" \
+            --batch "$bs" --src-len 30 --new-tokens 30 --beams 1 --runs 3 \
+            --json "$OUT/extra_${dt}_$bs.json" > /dev/null 2> "$OUT/extra_${dt}_$bs.err" &&
+            "$PY" -c 'import json,sys; t=json.load(open(sys.argv[1]))[0]; print(sys.argv[2], "%.0f tok/s, enc %.1f ms, %.2f ms/step" % (t["tokens_per_s"], t["encoder_ms"], t["decoder_ms_per_step"]))' \
+                "$OUT/extra_${dt}_$bs.json" "tomtat $dt batch $bs:" || tail -3 "$OUT/extra_${dt}_$bs.err"
+    done
+fi
 
 section "4. summary"
 "$PY" - "$OUT" <<'EOF' | tee "$OUT/summary.md"
@@ -181,5 +197,10 @@ print("| model | beams | batch x src -> new | tomtat | tomtat tok/s | tomtat s |
 print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 print("\n".join(rows))
 EOF
+# the device tool brings back at most 8 files: keep the log, the table and the parity output,
+# pack the per-process files into one archive
+(cd "$OUT" && find . -maxdepth 1 -type f ! -name gpu_check.log ! -name summary.md \
+    ! -name gpu_parity.txt ! -name raw.tar.gz -printf '%P\n' > "$W/raw.list" &&
+    tar -czf raw.tar.gz -T "$W/raw.list" && xargs rm -f < "$W/raw.list")
 echo
-echo "total: $((SECONDS - T0)) s; results in $OUT"
+echo "total: $((SECONDS - T0)) s; results in $OUT (per-process output in raw.tar.gz)"

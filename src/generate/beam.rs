@@ -19,6 +19,7 @@
 use rayon::prelude::*;
 
 use super::processors::{log_softmax_shift, Scratch};
+use super::select::{self, Selector};
 use super::{ranks_above, with_host_logits, EarlyStopping, GenerateError, Resolved};
 use crate::model::DecoderState;
 
@@ -178,6 +179,9 @@ pub(crate) fn run(
     let mut lp_buf: Vec<f32> = Vec::new();
     let mut parents: Vec<u32> = Vec::with_capacity(n_sources * k);
     let mut cur_len = 1usize;
+    let mut selector: Option<Selector> = None;
+    let mut row_scores: Vec<f32> = Vec::new();
+    let (mut cand_vals, mut cand_toks) = (Vec::new(), Vec::new());
 
     while !active.is_empty() {
         let rows = if expanded {
@@ -186,25 +190,45 @@ pub(crate) fn run(
             active.len()
         };
         let logits = state.step(&feed)?;
-        lp_buf.resize(active.len() * k * vocab, 0.0);
-        if logits.device().is_cpu() {
-            // The one copy of the step's logits: log_softmax straight into the host buffer.
-            with_host_logits(&logits, rows, vocab, |data| {
-                data.par_chunks_exact(vocab)
-                    .zip(lp_buf[..rows * vocab].par_chunks_exact_mut(vocab))
-                    .for_each(|(raw, out)| {
-                        let shift = log_softmax_shift(raw);
-                        for (o, &x) in out.iter_mut().zip(raw) {
-                            *o = x - shift;
-                        }
-                    });
-            })?;
-        } else {
-            // On an accelerator, normalize there and bring back the result only.
-            let lsm = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
-            with_host_logits(&lsm, rows, vocab, |data| {
-                lp_buf[..rows * vocab].copy_from_slice(data)
-            })?;
+        // On an accelerator (expanded steps, uniform processors): only each row's best
+        // n_keep candidates come back (see select.rs).
+        let mut on_device = false;
+        if expanded && select::enabled(logits.device()) {
+            if let Some(mask) = select::uniform_mask(p.procs, cur_len) {
+                if selector.is_none() {
+                    selector = Some(Selector::new(logits.device(), vocab)?);
+                }
+                let sel = selector.as_mut().expect("set above");
+                row_scores.clear();
+                row_scores.extend(active.iter().flat_map(|it| it.run_score.iter().copied()));
+                let lsm = log_softmax_dev(&logits)?;
+                if let Some((v, t)) = sel.beam_top(&lsm, &mask, &row_scores, n_keep)? {
+                    (cand_vals, cand_toks) = (v, t);
+                    on_device = true;
+                }
+            }
+        }
+        if !on_device {
+            lp_buf.resize(active.len() * k * vocab, 0.0);
+            if logits.device().is_cpu() {
+                // The one copy of the step's logits: log_softmax straight into the host buffer.
+                with_host_logits(&logits, rows, vocab, |data| {
+                    data.par_chunks_exact(vocab)
+                        .zip(lp_buf[..rows * vocab].par_chunks_exact_mut(vocab))
+                        .for_each(|(raw, out)| {
+                            let shift = log_softmax_shift(raw);
+                            for (o, &x) in out.iter_mut().zip(raw) {
+                                *o = x - shift;
+                            }
+                        });
+                })?;
+            } else {
+                // On an accelerator, normalize there and bring back the result only.
+                let lsm = log_softmax_dev(&logits)?;
+                with_host_logits(&lsm, rows, vocab, |data| {
+                    lp_buf[..rows * vocab].copy_from_slice(data)
+                })?;
+            }
         }
         drop(logits);
         if !expanded {
@@ -232,10 +256,22 @@ pub(crate) fn run(
                 (len as f64).powf(lp) as f32
             },
         };
-        active
-            .par_iter_mut()
-            .zip(lp_buf.par_chunks_exact_mut(k * vocab))
-            .for_each(|(item, scores)| step_item(item, scores, &p, &ctx));
+        if on_device {
+            let per = k * n_keep;
+            active
+                .par_iter_mut()
+                .zip(cand_vals.par_chunks_exact(per))
+                .zip(cand_toks.par_chunks_exact(per))
+                .for_each(|((item, vals), toks)| {
+                    top_from_candidates(item, vals, toks, &p);
+                    step_rest(item, &p, &ctx);
+                });
+        } else {
+            active
+                .par_iter_mut()
+                .zip(lp_buf.par_chunks_exact_mut(k * vocab))
+                .for_each(|(item, scores)| step_item(item, scores, &p, &ctx));
+        }
 
         parents.clear();
         feed.clear();
@@ -263,9 +299,33 @@ pub(crate) fn run(
     Ok(results)
 }
 
+/// log_softmax over the vocabulary on the logits' device. On the CPU (device selection is
+/// forced there only in tests) with the host path's arithmetic, so both paths see the same
+/// values.
+fn log_softmax_dev(logits: &candle_core::Tensor) -> Result<candle_core::Tensor, GenerateError> {
+    if !logits.device().is_cpu() {
+        return Ok(candle_nn::ops::log_softmax(logits, candle_core::D::Minus1)?);
+    }
+    let (rows, vocab) = logits.dims2()?;
+    let mut out = vec![0f32; rows * vocab];
+    with_host_logits(logits, rows, vocab, |data| {
+        for (raw, o) in data.chunks_exact(vocab).zip(out.chunks_exact_mut(vocab)) {
+            let shift = log_softmax_shift(raw);
+            for (o, &x) in o.iter_mut().zip(raw) {
+                *o = x - shift;
+            }
+        }
+    })?;
+    Ok(candle_core::Tensor::from_vec(
+        out,
+        (rows, vocab),
+        logits.device(),
+    )?)
+}
+
 /// One beam-search step of one source; `scores` are its K rows of log-probabilities.
 fn step_item(item: &mut Item, scores: &mut [f32], p: &Params, ctx: &StepCtx) {
-    let (k, ml, vocab, cur_len) = (p.k, p.ml, p.vocab, ctx.cur_len);
+    let (vocab, cur_len, ml) = (p.vocab, ctx.cur_len, p.ml);
     if p.procs.active_at(cur_len) {
         for (b, row) in scores.chunks_exact_mut(vocab).enumerate() {
             let ids = &item.run_tok[b * ml..b * ml + cur_len];
@@ -296,6 +356,28 @@ fn step_item(item: &mut Item, scores: &mut [f32], p: &Params, ctx: &StepCtx) {
             }
         }
     }
+    step_rest(item, p, ctx);
+}
+
+/// Step a. from the rows' own top candidates (device selection): each row's best `n_keep`
+/// `(value, token)`, ranked value descending, token ascending. Pushed row by row in that
+/// order, they rank exactly as the full rows would (the same total order).
+fn top_from_candidates(item: &mut Item, vals: &[f32], toks: &[u32], p: &Params) {
+    item.top.clear();
+    for (b, (vs, ts)) in vals
+        .chunks_exact(p.n_keep)
+        .zip(toks.chunks_exact(p.n_keep))
+        .enumerate()
+    {
+        for (&v, &t) in vs.iter().zip(ts) {
+            push_top(&mut item.top, p.n_keep, v, b * p.vocab + t as usize);
+        }
+    }
+}
+
+/// Steps b. to e. of a beam-search step, from the candidates in `item.top`.
+fn step_rest(item: &mut Item, p: &Params, ctx: &StepCtx) {
+    let (k, ml, vocab, cur_len) = (p.k, p.ml, p.vocab, ctx.cur_len);
     item.cands.clear();
     for &(value, idx) in &item.top {
         let token = (idx % vocab) as u32;

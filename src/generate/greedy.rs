@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::processors::Scratch;
+use super::select::{self, Selector};
 use super::{argmax, with_host_logits, GenerateError, Resolved};
 use crate::model::DecoderState;
 
@@ -27,29 +28,46 @@ pub(crate) fn run(
     let mut feed: Vec<u32> = vec![r.decoder_start; n_sources];
     let mut chosen: Vec<u32> = Vec::with_capacity(n_sources);
     let mut keep: Vec<u32> = Vec::with_capacity(n_sources);
+    let mut selector: Option<Selector> = None;
 
     while !active.is_empty() {
         let logits = state.step(&feed)?;
-        with_host_logits(&logits, active.len(), vocab, |data| {
-            active
-                .par_iter()
-                .zip(data.par_chunks_exact(vocab))
-                .map_init(
-                    || (Vec::new(), Scratch::default()),
-                    |(row_buf, scratch), (&src, raw)| {
-                        let ids = &seqs[src];
-                        if procs.active_at(ids.len()) {
-                            row_buf.clear();
-                            row_buf.extend_from_slice(raw);
-                            procs.apply(ids, row_buf, scratch);
-                            argmax(row_buf)
-                        } else {
-                            argmax(raw)
-                        }
-                    },
-                )
-                .collect_into_vec(&mut chosen);
-        })?;
+        // all rows have the same length: the processors of row 0 are everyone's
+        let cur_len = seqs[active[0]].len();
+        chosen.clear();
+        if select::enabled(logits.device()) {
+            if let Some(mask) = select::uniform_mask(procs, cur_len) {
+                if selector.is_none() {
+                    selector = Some(Selector::new(logits.device(), vocab)?);
+                }
+                let sel = selector.as_mut().expect("set above");
+                if let Some(ids) = sel.greedy(&logits, &mask)? {
+                    chosen = ids;
+                }
+            }
+        }
+        if chosen.len() != active.len() {
+            with_host_logits(&logits, active.len(), vocab, |data| {
+                active
+                    .par_iter()
+                    .zip(data.par_chunks_exact(vocab))
+                    .map_init(
+                        || (Vec::new(), Scratch::default()),
+                        |(row_buf, scratch), (&src, raw)| {
+                            let ids = &seqs[src];
+                            if procs.active_at(ids.len()) {
+                                row_buf.clear();
+                                row_buf.extend_from_slice(raw);
+                                procs.apply(ids, row_buf, scratch);
+                                argmax(row_buf)
+                            } else {
+                                argmax(raw)
+                            }
+                        },
+                    )
+                    .collect_into_vec(&mut chosen);
+            })?;
+        }
         drop(logits);
 
         keep.clear();

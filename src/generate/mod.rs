@@ -11,6 +11,7 @@ mod beam;
 pub mod config;
 mod greedy;
 pub mod processors;
+mod select;
 
 use candle_core::{DType, Device, Storage, Tensor};
 

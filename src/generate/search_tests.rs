@@ -526,3 +526,42 @@ fn bench_host_side() {
         );
     }
 }
+
+/// Device-side candidate selection (select.rs), forced on the CPU: the same ids as the host
+/// path for every config variant and every case of the transformers mock fixture.
+#[test]
+fn device_selection_matches_host_path() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/generate_mock_fixture.json"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let mut runs: Vec<(MockModel, Vec<Vec<u32>>, GenerationConfig)> = Vec::new();
+    for m in doc["models"].as_array().expect("models") {
+        let seed = m["seed"].as_u64().expect("seed");
+        let vocab = m["vocab"].as_u64().expect("vocab") as usize;
+        let srcs: Vec<Vec<u32>> = serde_json::from_value(m["sources"].clone()).expect("sources");
+        for case in m["cases"].as_array().expect("cases") {
+            let cfg: GenerationConfig =
+                serde_json::from_value(case["params"].clone()).expect("params");
+            runs.push((MockModel::hashed(vocab, PAD, EOS, seed), srcs.clone(), cfg));
+        }
+    }
+    for (_, c) in cfg_variants() {
+        for beams in [1, 3, 4] {
+            let mut c = c.clone();
+            c.num_beams = Some(beams);
+            runs.push((MockModel::hashed(40, PAD, EOS, 7), sources(9, 3, 40), c));
+        }
+    }
+    let n = runs.len();
+    for (model, srcs, cfg) in runs {
+        let host = generate(&model, &srcs, &cfg, &Device::Cpu).expect("host");
+        super::select::force_on_cpu(true);
+        let dev = generate(&model, &srcs, &cfg, &Device::Cpu);
+        super::select::force_on_cpu(false);
+        assert_eq!(dev.expect("device"), host, "{cfg:?}");
+    }
+    assert!(n > 60, "{n} runs");
+}

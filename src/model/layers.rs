@@ -411,14 +411,27 @@ impl RelativeBias {
 }
 
 /// `[b, s]` mask (nonzero = real token) -> additive `[b, 1, 1, s]` bias of `dtype`.
-pub fn padding_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+pub fn padding_bias(mask: &Tensor, dtype: DType) -> Result<Option<Tensor>> {
     let (b, s) = mask.dims2()?;
+    // No padding: no bias. Adding zeros changes no score, and on a GPU the broadcast add over
+    // [b, heads, l, s] was the encoder's largest cost (65% of kernel time, distilbart 64x512).
+    if mask
+        .flatten_all()?
+        .min(0)?
+        .to_dtype(DType::F32)?
+        .to_scalar::<f32>()?
+        > 0.0
+    {
+        return Ok(None);
+    }
     let m = mask.to_dtype(DType::F32)?.clamp(0f32, 1f32)?;
     let min = mask_value(dtype);
     // 1 -> -MIN + MIN = 0 exactly, 0 -> MIN (computed in f32, where both are exact)
-    Ok(m.affine(-min, min)?
-        .reshape((b, 1, 1, s))?
-        .to_dtype(dtype)?)
+    Ok(Some(
+        m.affine(-min, min)?
+            .reshape((b, 1, 1, s))?
+            .to_dtype(dtype)?,
+    ))
 }
 
 /// `[1, 1, t, t]` additive causal mask of `dtype`.
@@ -449,8 +462,11 @@ mod tests {
     #[test]
     fn padding_bias_is_zero_or_min() {
         let m = Tensor::new(&[[1u8, 1, 0]], &Device::Cpu).unwrap();
+        let full = Tensor::new(&[[1u8, 1, 1]], &Device::Cpu).unwrap();
+        assert!(padding_bias(&full, DType::F32).unwrap().is_none());
         let b: Vec<f32> = padding_bias(&m, DType::F32)
             .unwrap()
+            .expect("padded")
             .flatten_all()
             .unwrap()
             .to_vec1()
@@ -464,6 +480,7 @@ mod tests {
         for dt in [DType::F16, DType::BF16] {
             let b: Vec<f32> = padding_bias(&m, dt)
                 .unwrap()
+                .expect("padded")
                 .to_dtype(DType::F32)
                 .unwrap()
                 .flatten_all()

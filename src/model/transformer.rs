@@ -179,7 +179,7 @@ impl Transformer {
             x = block(&x, &layer.cross_norm, self.pre_norm, |h| {
                 let q = layer.cross_attn.query(h)?;
                 let (k, v) = layer.cross_attn.key_value(&enc.hidden)?;
-                layer.cross_attn.attend(&q, &k, &v, Some(&cross_bias))
+                layer.cross_attn.attend(&q, &k, &v, cross_bias.as_ref())
             })?;
             x = block(&x, &layer.ffn_norm, self.pre_norm, |h| layer.ffn.forward(h))?;
         }
@@ -217,14 +217,18 @@ impl Seq2SeqModel for Transformer {
         let mut bias = padding_bias(&mask, self.dtype())?;
         if let Some(rel) = &self.encoder.rel_bias {
             // as transformers: position bias + mask computed once, shared by all layers
-            bias = rel.matrix(s, s, 0)?.broadcast_add(&bias)?;
+            let r = rel.matrix(s, s, 0)?;
+            bias = Some(match bias {
+                Some(b) => r.broadcast_add(&b)?,
+                None => r,
+            });
         }
         let mut x = self.encoder.embed(&ids, 0)?;
         for layer in &self.encoder.layers {
             x = block(&x, &layer.self_norm, self.pre_norm, |h| {
                 let q = layer.self_attn.query(h)?;
                 let (k, v) = layer.self_attn.key_value(h)?;
-                layer.self_attn.attend(&q, &k, &v, Some(&bias))
+                layer.self_attn.attend(&q, &k, &v, bias.as_ref())
             })?;
             x = block(&x, &layer.ffn_norm, self.pre_norm, |h| layer.ffn.forward(h))?;
         }
@@ -307,8 +311,9 @@ pub struct IncrementalDecoder<'a> {
     /// `group` consecutive rows (beam search keeps a source's beams together, so the beams
     /// of a source share one copy of its K/V and act as extra query positions).
     cross: Vec<(Tensor, Tensor)>,
-    bias_src: Tensor,
-    bias: Tensor,
+    /// Padding bias of the sources (`None`: no padding) and of the current rows.
+    bias_src: Option<Tensor>,
+    bias: Option<Tensor>,
     cross_rows: Vec<u32>,
     group: usize,
     /// Source (encoder row) of each current row.
@@ -449,7 +454,7 @@ impl DecoderState for IncrementalDecoder<'_> {
             x = block(&x, &layer.cross_norm, m.pre_norm, |h| {
                 if self.group == 1 {
                     let q = layer.cross_attn.query(h)?;
-                    return layer.cross_attn.attend(&q, ck, cv, Some(&self.bias));
+                    return layer.cross_attn.attend(&q, ck, cv, self.bias.as_ref());
                 }
                 // [rows, 1, d] -> [groups, group, d]: a group's rows are query positions
                 let (rows, _, d) = h.dims3()?;
@@ -457,7 +462,7 @@ impl DecoderState for IncrementalDecoder<'_> {
                 let q = layer.cross_attn.query(&hg)?;
                 Ok(layer
                     .cross_attn
-                    .attend(&q, ck, cv, Some(&self.bias))?
+                    .attend(&q, ck, cv, self.bias.as_ref())?
                     .reshape((rows, 1, d))?)
             })?;
             x = block(&x, &layer.ffn_norm, m.pre_norm, |h| layer.ffn.forward(h))?;
@@ -489,7 +494,7 @@ impl DecoderState for IncrementalDecoder<'_> {
         if row_src != self.row_src {
             let (cross_rows, group) = groups(&row_src);
             if cross_rows != self.cross_rows || group != self.group {
-                let n_src = self.bias_src.dim(0)?;
+                let n_src = self.cross_src.first().map_or(Ok(0), |(k, _)| k.dim(0))?;
                 let all = cross_rows.len() == n_src
                     && cross_rows.iter().enumerate().all(|(i, &r)| r as usize == i);
                 if all {
@@ -502,7 +507,10 @@ impl DecoderState for IncrementalDecoder<'_> {
                         .iter()
                         .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
                         .collect::<Result<_>>()?;
-                    self.bias = self.bias_src.index_select(&idx, 0)?;
+                    self.bias = match &self.bias_src {
+                        Some(b) => Some(b.index_select(&idx, 0)?),
+                        None => None,
+                    };
                 }
                 self.cross_rows = cross_rows;
                 self.group = group;

@@ -1,0 +1,236 @@
+//! Candidate selection on the accelerator. On a GPU, bringing a step's full scores to the host
+//! costs more than the decoder step itself (batch 64 x 53.7k f32 = 13.7 MB per step for greedy,
+//! 4x that for beam 4; measured on an H100: 8.5 ms/step greedy, 56 ms/step beam 4, most of it
+//! the copy and the host scan). When every active processor is a uniform token mask (min
+//! length, suppressed or single-token bad words: the same tokens for every row, since all rows
+//! of a search have the same length), the mask is added on the device and only the
+//! candidates come back: the argmax for greedy, the top `n` per row for beam search.
+//!
+//! Exactness: candidates are ranked by (value descending, index ascending), the host's order,
+//! so the host ranks the union of the rows' top `n` exactly as it would rank the full rows.
+//! Anything the host would resolve differently (NaN, fewer than `n` finite scores in a row)
+//! makes these functions return `None` and the caller takes the host path for that step.
+
+use std::cell::Cell;
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::processors::Processors;
+
+thread_local! {
+    /// Tests: take the device path on the CPU too, to compare it with the host path.
+    static ON_CPU: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether searches on this thread select candidates on `device`.
+pub(crate) fn enabled(device: &Device) -> bool {
+    !device.is_cpu() || ON_CPU.with(Cell::get)
+}
+
+#[cfg(test)]
+pub(crate) fn force_on_cpu(on: bool) {
+    ON_CPU.with(|c| c.set(on));
+}
+
+/// The step's processors as one uniform mask: `Some(tokens to set to -inf)` (possibly empty)
+/// when every processor active at `cur_len` masks the same tokens in every row, `None` when a
+/// row-dependent (repetition penalty, n-grams, multi-token bad words) or value-changing
+/// (forced tokens, invalid-value removal, renormalization) processor is active.
+pub(crate) fn uniform_mask(p: &Processors, cur_len: usize) -> Option<Vec<u32>> {
+    if p.repetition_penalty.is_some()
+        || (p.no_repeat_ngram_size > 0 && cur_len >= p.no_repeat_ngram_size)
+        || p.bad_multi.iter().any(|(pre, _)| pre.len() <= cur_len)
+        || (p.forced_bos.is_some() && cur_len == 1)
+        || (!p.forced_eos.is_empty() && cur_len + 1 == p.max_length)
+        || p.remove_invalid_values
+        || p.renormalize
+    {
+        return None;
+    }
+    let mut mask = p.bad_single.clone();
+    let min_len = p.min_length > 0 && cur_len < p.min_length;
+    let min_new = p.min_new_tokens > 0 && cur_len.saturating_sub(p.prompt_len) < p.min_new_tokens;
+    if min_len || min_new {
+        mask.extend_from_slice(&p.eos);
+    }
+    mask.extend_from_slice(&p.suppress);
+    mask.retain(|&t| (t as usize) < p.vocab_size);
+    mask.sort_unstable();
+    mask.dedup();
+    Some(mask)
+}
+
+/// Device-side selection state of one search: the mask row, rebuilt only when the mask
+/// changes (once or twice per search), and the index row.
+pub(crate) struct Selector {
+    device: Device,
+    vocab: usize,
+    mask: Option<(Vec<u32>, Tensor)>,
+    arange: Tensor,
+}
+
+impl Selector {
+    pub(crate) fn new(device: &Device, vocab: usize) -> candle_core::Result<Self> {
+        Ok(Selector {
+            device: device.clone(),
+            vocab,
+            mask: None,
+            arange: Tensor::arange(0u32, vocab as u32, device)?.unsqueeze(0)?,
+        })
+    }
+
+    /// `scores` with -inf at `tokens` (every row).
+    fn masked(&mut self, scores: &Tensor, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        if tokens.is_empty() {
+            return Ok(scores.clone());
+        }
+        let stale = !matches!(&self.mask, Some((t, _)) if t == tokens);
+        if stale {
+            let mut row = vec![0f32; self.vocab];
+            for &t in tokens {
+                row[t as usize] = f32::NEG_INFINITY;
+            }
+            let bias = Tensor::from_vec(row, (1, self.vocab), &self.device)?;
+            self.mask = Some((tokens.to_vec(), bias));
+        }
+        let bias = &self.mask.as_ref().expect("set above").1;
+        scores.broadcast_add(bias)
+    }
+
+    /// Index of each row's maximum `max`, the first one on ties, as `[rows, 1]` u32.
+    fn first_argmax(&self, s: &Tensor, max: &Tensor) -> candle_core::Result<Tensor> {
+        let rows = s.dim(0)?;
+        let shape = (rows, self.vocab);
+        let none = Tensor::full(self.vocab as u32, shape, &self.device)?;
+        s.broadcast_eq(max)?
+            .where_cond(&self.arange.broadcast_as(shape)?, &none)?
+            .min_keepdim(D::Minus1)
+    }
+
+    /// Whether any row of `s` holds a NaN (the device's max does not rank NaN as the host
+    /// does): per-row sums, one block per row (a single whole-tensor reduction ran on one
+    /// block: 8 ms for 256 x 53.7k on an H100). A row with both infinities also reads as
+    /// NaN: the host path then decides, exactly.
+    fn has_nan(s: &Tensor) -> candle_core::Result<bool> {
+        let sums = s.sum_keepdim(D::Minus1)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(sums.iter().any(|v| v.is_nan()))
+    }
+
+    /// Greedy: the argmax of each row of `logits` (f32 `[rows, vocab]`) after the mask,
+    /// first index on ties. `None`: the scores hold NaN (the host decides).
+    pub(crate) fn greedy(
+        &mut self,
+        logits: &Tensor,
+        mask: &[u32],
+    ) -> candle_core::Result<Option<Vec<u32>>> {
+        let s = self.masked(&logits.to_dtype(DType::F32)?, mask)?;
+        if Self::has_nan(&s)? {
+            return Ok(None);
+        }
+        let max = s.max_keepdim(D::Minus1)?;
+        let ids = self
+            .first_argmax(&s, &max)?
+            .flatten_all()?
+            .to_vec1::<u32>()?;
+        Ok(ids
+            .iter()
+            .all(|&i| (i as usize) < self.vocab)
+            .then_some(ids))
+    }
+
+    /// Beam search: per row of `log_probs` (f32 `[rows, vocab]`), after the mask and adding
+    /// the row's running score, the `n` best `(value, token)` ranked by value descending,
+    /// token ascending on ties, as `rows * n` values and tokens. `None` when a row has NaN or
+    /// fewer than `n` finite values (the host handles those ties).
+    pub(crate) fn beam_top(
+        &mut self,
+        log_probs: &Tensor,
+        mask: &[u32],
+        row_scores: &[f32],
+        n: usize,
+    ) -> candle_core::Result<Option<(Vec<f32>, Vec<u32>)>> {
+        let rows = row_scores.len();
+        let shape = (rows, self.vocab);
+        let s = self.masked(&log_probs.to_dtype(DType::F32)?, mask)?;
+        let run = Tensor::from_slice(row_scores, (rows, 1), &self.device)?;
+        let mut cur = s.broadcast_add(&run)?;
+        if Self::has_nan(&cur)? {
+            return Ok(None);
+        }
+        let ninf = Tensor::full(f32::NEG_INFINITY, shape, &self.device)?;
+        let arange = self.arange.broadcast_as(shape)?;
+        let (mut vals, mut ids) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n {
+            let max = cur.max_keepdim(D::Minus1)?;
+            let idx = self.first_argmax(&cur, &max)?;
+            if i + 1 < n {
+                cur = arange.broadcast_eq(&idx)?.where_cond(&ninf, &cur)?;
+            }
+            vals.push(max);
+            ids.push(idx);
+        }
+        let vals = Tensor::cat(&vals, 1)?.flatten_all()?.to_vec1::<f32>()?;
+        let ids = Tensor::cat(&ids, 1)?.flatten_all()?.to_vec1::<u32>()?;
+        let exact =
+            vals.iter().all(|v| v.is_finite()) && ids.iter().all(|&i| (i as usize) < self.vocab);
+        Ok(exact.then_some((vals, ids)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_and_top_n_follow_the_host_order() {
+        let dev = Device::Cpu;
+        let rows = [
+            vec![0.5f32, 2.0, 2.0, -1.0, 2.0, 0.0],
+            vec![f32::NEG_INFINITY, 1.0, 3.0, 3.0, 0.5, 3.0],
+        ];
+        let flat: Vec<f32> = rows.concat();
+        let t = Tensor::from_vec(flat, (2, 6), &dev).unwrap();
+        let mut sel = Selector::new(&dev, 6).unwrap();
+        assert_eq!(sel.greedy(&t, &[]).unwrap(), Some(vec![1, 2]));
+        assert_eq!(sel.greedy(&t, &[1, 2]).unwrap(), Some(vec![4, 3]));
+        let (v, i) = sel.beam_top(&t, &[3], &[0.0, 1.0], 3).unwrap().unwrap();
+        assert_eq!(i, vec![1, 2, 4, 2, 5, 1]);
+        assert_eq!(v, vec![2.0, 2.0, 2.0, 4.0, 4.0, 2.0]);
+        // row 1 has only 4 finite values after masking two: the host decides
+        assert!(sel.beam_top(&t, &[2, 3], &[0.0, 0.0], 5).unwrap().is_none());
+        let nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 0.0], (1, 3), &dev).unwrap();
+        let mut sel = Selector::new(&dev, 3).unwrap();
+        assert_eq!(sel.greedy(&nan, &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn uniform_mask_only_for_token_masks() {
+        let p = Processors {
+            vocab_size: 10,
+            eos: vec![2],
+            min_length: 4,
+            suppress: vec![7, 2],
+            bad_single: vec![1],
+            max_length: 20,
+            ..Default::default()
+        };
+        assert_eq!(uniform_mask(&p, 3), Some(vec![1, 2, 7]));
+        assert_eq!(uniform_mask(&p, 4), Some(vec![1, 2, 7]));
+        let q = Processors {
+            suppress: vec![],
+            ..p.clone()
+        };
+        assert_eq!(uniform_mask(&q, 5), Some(vec![1]));
+        let r = Processors {
+            repetition_penalty: Some(1.2),
+            ..p.clone()
+        };
+        assert_eq!(uniform_mask(&r, 5), None);
+        let f = Processors {
+            forced_bos: Some(3),
+            ..p
+        };
+        assert_eq!(uniform_mask(&f, 1), None);
+        assert_eq!(uniform_mask(&f, 2), Some(vec![1, 2, 7]));
+    }
+}
