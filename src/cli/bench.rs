@@ -2,8 +2,10 @@
 //!
 //! Workload (the reference "W1" shape by default): `batch` sources of exactly `src_len`
 //! tokens (seeded random non-special ids, then EOS), each decoded to exactly `new_tokens`
-//! tokens (min = max new tokens, no forced BOS/EOS, length penalty 1, no early stopping), so
-//! every run does the same work whatever the weights. For each thread count and beam size:
+//! tokens (min = max new tokens, no forced BOS/EOS, no n-gram blocking or repetition penalty,
+//! length penalty 1, no early stopping), so every run does the same work whatever the weights,
+//! and the same work as `scripts/bench_compare.py` and `scripts/gpu_bench_hf.py` ask of
+//! transformers and CTranslate2. For each thread count and beam size:
 //! one warm-up and `runs` timed full `generate` calls; the encoder is timed alone on the same
 //! batch so that the decoder's per-step cost can be derived.
 
@@ -357,6 +359,9 @@ fn forced_config(
     cfg.max_length = None;
     cfg.forced_bos_token_id = None;
     cfg.forced_eos_token_id = None;
+    // distilbart-cnn's config asks for no_repeat_ngram_size 3: the other engines' runs don't
+    cfg.no_repeat_ngram_size = None;
+    cfg.repetition_penalty = None;
     cfg.length_penalty = Some(1.0);
     cfg.early_stopping = Some(EarlyStopping::Heuristic);
     cfg.num_return_sequences = None;
