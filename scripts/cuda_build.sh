@@ -97,7 +97,7 @@ chmod +x "$TOOLS/bin/nvcc"
 export NVCC=$TOOLS/bin/nvcc
 export PATH=$TOOLS/bin:$CU13/bin:$PATH
 
-# 3. link directory: CUDA 12 libraries, cudart 13 (for candle-kernels' static MoE lib), and a
+# 3. link directory: the CUDA libraries of $TOMTAT_CUDA_MAJOR, cudart 13 (for candle-kernels' static MoE lib), and a
 # libcuda stub generated from cudarc's driver bindings
 LIB=$TOOLS/lib
 if [[ $TOMTAT_CUDA_MAJOR == 13 ]]; then
