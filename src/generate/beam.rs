@@ -193,12 +193,13 @@ pub(crate) fn run(
         // On an accelerator (expanded steps, uniform processors): only each row's best
         // n_keep candidates come back (see select.rs).
         let mut on_device = false;
-        if expanded && select::enabled(logits.device()) {
-            if let Some(mask) = select::uniform_mask(p.procs, cur_len) {
-                if selector.is_none() {
-                    selector = Some(Selector::new(logits.device(), vocab)?);
-                }
-                let sel = selector.as_mut().expect("set above");
+        let sel = if expanded {
+            select::selector(&mut selector, &logits, vocab)?
+        } else {
+            None
+        };
+        if let Some(sel) = sel {
+            if let Some(mask) = p.procs.uniform_mask(cur_len) {
                 row_scores.clear();
                 row_scores.extend(active.iter().flat_map(|it| it.run_score.iter().copied()));
                 let lsm = log_softmax_dev(&logits)?;
@@ -213,14 +214,7 @@ pub(crate) fn run(
             if logits.device().is_cpu() {
                 // The one copy of the step's logits: log_softmax straight into the host buffer.
                 with_host_logits(&logits, rows, vocab, |data| {
-                    data.par_chunks_exact(vocab)
-                        .zip(lp_buf[..rows * vocab].par_chunks_exact_mut(vocab))
-                        .for_each(|(raw, out)| {
-                            let shift = log_softmax_shift(raw);
-                            for (o, &x) in out.iter_mut().zip(raw) {
-                                *o = x - shift;
-                            }
-                        });
+                    log_softmax_rows(data, &mut lp_buf[..rows * vocab], vocab)
                 })?;
             } else {
                 // On an accelerator, normalize there and bring back the result only.
@@ -299,6 +293,18 @@ pub(crate) fn run(
     Ok(results)
 }
 
+/// Log-softmax of each `vocab`-wide row of `data` into `out`, rows in parallel.
+fn log_softmax_rows(data: &[f32], out: &mut [f32], vocab: usize) {
+    data.par_chunks_exact(vocab)
+        .zip(out.par_chunks_exact_mut(vocab))
+        .for_each(|(raw, out)| {
+            let shift = log_softmax_shift(raw);
+            for (o, &x) in out.iter_mut().zip(raw) {
+                *o = x - shift;
+            }
+        });
+}
+
 /// log_softmax over the vocabulary on the logits' device. On the CPU (device selection is
 /// forced there only in tests) with the host path's arithmetic, so both paths see the same
 /// values.
@@ -309,12 +315,7 @@ fn log_softmax_dev(logits: &candle_core::Tensor) -> Result<candle_core::Tensor, 
     let (rows, vocab) = logits.dims2()?;
     let mut out = vec![0f32; rows * vocab];
     with_host_logits(logits, rows, vocab, |data| {
-        for (raw, o) in data.chunks_exact(vocab).zip(out.chunks_exact_mut(vocab)) {
-            let shift = log_softmax_shift(raw);
-            for (o, &x) in o.iter_mut().zip(raw) {
-                *o = x - shift;
-            }
-        }
+        log_softmax_rows(data, &mut out, vocab)
     })?;
     Ok(candle_core::Tensor::from_vec(
         out,

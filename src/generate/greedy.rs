@@ -35,12 +35,8 @@ pub(crate) fn run(
         // all rows have the same length: the processors of row 0 are everyone's
         let cur_len = seqs[active[0]].len();
         chosen.clear();
-        if select::enabled(logits.device()) {
-            if let Some(mask) = select::uniform_mask(procs, cur_len) {
-                if selector.is_none() {
-                    selector = Some(Selector::new(logits.device(), vocab)?);
-                }
-                let sel = selector.as_mut().expect("set above");
+        if let Some(sel) = select::selector(&mut selector, &logits, vocab)? {
+            if let Some(mask) = procs.uniform_mask(cur_len) {
                 if let Some(ids) = sel.greedy(&logits, &mask)? {
                     chosen = ids;
                 }

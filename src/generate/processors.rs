@@ -38,18 +38,64 @@ pub struct Scratch {
 impl Processors {
     /// Whether any processor changes the scores of a row of length `cur_len`.
     pub fn active_at(&self, cur_len: usize) -> bool {
-        self.repetition_penalty.is_some()
-            || (self.no_repeat_ngram_size > 0 && cur_len >= self.no_repeat_ngram_size)
+        self.row_dependent_at(cur_len)
             || !self.bad_single.is_empty()
-            || self.bad_multi.iter().any(|(p, _)| p.len() <= cur_len)
-            || (!self.eos.is_empty() && cur_len < self.min_length)
-            || (!self.eos.is_empty()
-                && cur_len.saturating_sub(self.prompt_len) < self.min_new_tokens)
-            || (self.forced_bos.is_some() && cur_len == 1)
-            || (!self.forced_eos.is_empty() && cur_len + 1 == self.max_length)
+            || self.min_length_masks_eos(cur_len)
+            || self.min_new_masks_eos(cur_len)
+            || self.forced_bos_at(cur_len).is_some()
+            || self.forces_eos_at(cur_len)
             || self.remove_invalid_values
             || !self.suppress.is_empty()
             || self.renormalize
+    }
+
+    /// The processors at `cur_len` as one token mask, the same for every row of a search
+    /// (all its rows have the same length): `Some(tokens set to -inf)`, possibly empty, when
+    /// every active processor only masks tokens; `None` when a row-dependent (repetition
+    /// penalty, n-grams, multi-token bad words) or value-changing (forced tokens, invalid-value
+    /// removal, renormalization) processor is active. Lets a device apply them (select.rs).
+    pub fn uniform_mask(&self, cur_len: usize) -> Option<Vec<u32>> {
+        if self.row_dependent_at(cur_len)
+            || self.forced_bos_at(cur_len).is_some()
+            || self.forces_eos_at(cur_len)
+            || self.remove_invalid_values
+            || self.renormalize
+        {
+            return None;
+        }
+        let mut mask = self.bad_single.clone();
+        if self.min_length_masks_eos(cur_len) || self.min_new_masks_eos(cur_len) {
+            mask.extend_from_slice(&self.eos);
+        }
+        mask.extend_from_slice(&self.suppress);
+        mask.retain(|&t| (t as usize) < self.vocab_size);
+        mask.sort_unstable();
+        mask.dedup();
+        Some(mask)
+    }
+
+    /// Repetition penalty, n-gram blocking or a multi-token bad word can change a row at
+    /// `cur_len`, each depending on the row's own tokens.
+    fn row_dependent_at(&self, cur_len: usize) -> bool {
+        self.repetition_penalty.is_some()
+            || (self.no_repeat_ngram_size > 0 && cur_len >= self.no_repeat_ngram_size)
+            || self.bad_multi.iter().any(|(p, _)| p.len() <= cur_len)
+    }
+
+    fn min_length_masks_eos(&self, cur_len: usize) -> bool {
+        !self.eos.is_empty() && cur_len < self.min_length
+    }
+
+    fn min_new_masks_eos(&self, cur_len: usize) -> bool {
+        !self.eos.is_empty() && cur_len.saturating_sub(self.prompt_len) < self.min_new_tokens
+    }
+
+    fn forced_bos_at(&self, cur_len: usize) -> Option<u32> {
+        self.forced_bos.filter(|_| cur_len == 1)
+    }
+
+    fn forces_eos_at(&self, cur_len: usize) -> bool {
+        !self.forced_eos.is_empty() && cur_len + 1 == self.max_length
     }
 
     /// Applies every active processor to one row's `scores` (length `vocab_size`).
@@ -64,21 +110,16 @@ impl Processors {
         if !self.bad_single.is_empty() || !self.bad_multi.is_empty() {
             bad_words(ids, scores, &self.bad_single, &self.bad_multi);
         }
-        if !self.eos.is_empty() && self.min_length > 0 && cur_len < self.min_length {
+        if self.min_length_masks_eos(cur_len) {
             mask_tokens(scores, &self.eos);
         }
-        if !self.eos.is_empty()
-            && self.min_new_tokens > 0
-            && cur_len.saturating_sub(self.prompt_len) < self.min_new_tokens
-        {
+        if self.min_new_masks_eos(cur_len) {
             mask_tokens(scores, &self.eos);
         }
-        if let Some(bos) = self.forced_bos {
-            if cur_len == 1 {
-                force_tokens(scores, &[bos]);
-            }
+        if let Some(bos) = self.forced_bos_at(cur_len) {
+            force_tokens(scores, &[bos]);
         }
-        if !self.forced_eos.is_empty() && cur_len + 1 == self.max_length {
+        if self.forces_eos_at(cur_len) {
             force_tokens(scores, &self.forced_eos);
         }
         if self.remove_invalid_values {
@@ -253,6 +294,37 @@ mod tests {
     use super::*;
 
     const NEG: f32 = f32::NEG_INFINITY;
+
+    #[test]
+    fn uniform_mask_only_for_token_masks() {
+        let p = Processors {
+            vocab_size: 10,
+            eos: vec![2],
+            min_length: 4,
+            suppress: vec![7, 2],
+            bad_single: vec![1],
+            max_length: 20,
+            ..Default::default()
+        };
+        assert_eq!(p.uniform_mask(3), Some(vec![1, 2, 7]));
+        assert_eq!(p.uniform_mask(4), Some(vec![1, 2, 7]));
+        let q = Processors {
+            suppress: vec![],
+            ..p.clone()
+        };
+        assert_eq!(q.uniform_mask(5), Some(vec![1]));
+        let r = Processors {
+            repetition_penalty: Some(1.2),
+            ..p.clone()
+        };
+        assert_eq!(r.uniform_mask(5), None);
+        let f = Processors {
+            forced_bos: Some(3),
+            ..p
+        };
+        assert_eq!(f.uniform_mask(1), None);
+        assert_eq!(f.uniform_mask(2), Some(vec![1, 2, 7]));
+    }
 
     #[test]
     fn fast_exp_is_close_to_libm() {

@@ -15,49 +15,31 @@ use std::cell::Cell;
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::processors::Processors;
-
 thread_local! {
     /// Tests: take the device path on the CPU too, to compare it with the host path.
     static ON_CPU: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether searches on this thread select candidates on `device`.
-pub(crate) fn enabled(device: &Device) -> bool {
-    !device.is_cpu() || ON_CPU.with(Cell::get)
+/// The search's selector (made on first use) when `logits` are on a device where
+/// candidates are selected: any accelerator; the CPU only when a test forces it.
+pub(crate) fn selector<'a>(
+    slot: &'a mut Option<Selector>,
+    logits: &Tensor,
+    vocab: usize,
+) -> candle_core::Result<Option<&'a mut Selector>> {
+    let device = logits.device();
+    if device.is_cpu() && !ON_CPU.with(Cell::get) {
+        return Ok(None);
+    }
+    if slot.is_none() {
+        *slot = Some(Selector::new(device, vocab)?);
+    }
+    Ok(slot.as_mut())
 }
 
 #[cfg(test)]
 pub(crate) fn force_on_cpu(on: bool) {
     ON_CPU.with(|c| c.set(on));
-}
-
-/// The step's processors as one uniform mask: `Some(tokens to set to -inf)` (possibly empty)
-/// when every processor active at `cur_len` masks the same tokens in every row, `None` when a
-/// row-dependent (repetition penalty, n-grams, multi-token bad words) or value-changing
-/// (forced tokens, invalid-value removal, renormalization) processor is active.
-pub(crate) fn uniform_mask(p: &Processors, cur_len: usize) -> Option<Vec<u32>> {
-    if p.repetition_penalty.is_some()
-        || (p.no_repeat_ngram_size > 0 && cur_len >= p.no_repeat_ngram_size)
-        || p.bad_multi.iter().any(|(pre, _)| pre.len() <= cur_len)
-        || (p.forced_bos.is_some() && cur_len == 1)
-        || (!p.forced_eos.is_empty() && cur_len + 1 == p.max_length)
-        || p.remove_invalid_values
-        || p.renormalize
-    {
-        return None;
-    }
-    let mut mask = p.bad_single.clone();
-    let min_len = p.min_length > 0 && cur_len < p.min_length;
-    let min_new = p.min_new_tokens > 0 && cur_len.saturating_sub(p.prompt_len) < p.min_new_tokens;
-    if min_len || min_new {
-        mask.extend_from_slice(&p.eos);
-    }
-    mask.extend_from_slice(&p.suppress);
-    mask.retain(|&t| (t as usize) < p.vocab_size);
-    mask.sort_unstable();
-    mask.dedup();
-    Some(mask)
 }
 
 /// Device-side selection state of one search: the mask row, rebuilt only when the mask
@@ -201,36 +183,5 @@ mod tests {
         let nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 0.0], (1, 3), &dev).unwrap();
         let mut sel = Selector::new(&dev, 3).unwrap();
         assert_eq!(sel.greedy(&nan, &[]).unwrap(), None);
-    }
-
-    #[test]
-    fn uniform_mask_only_for_token_masks() {
-        let p = Processors {
-            vocab_size: 10,
-            eos: vec![2],
-            min_length: 4,
-            suppress: vec![7, 2],
-            bad_single: vec![1],
-            max_length: 20,
-            ..Default::default()
-        };
-        assert_eq!(uniform_mask(&p, 3), Some(vec![1, 2, 7]));
-        assert_eq!(uniform_mask(&p, 4), Some(vec![1, 2, 7]));
-        let q = Processors {
-            suppress: vec![],
-            ..p.clone()
-        };
-        assert_eq!(uniform_mask(&q, 5), Some(vec![1]));
-        let r = Processors {
-            repetition_penalty: Some(1.2),
-            ..p.clone()
-        };
-        assert_eq!(uniform_mask(&r, 5), None);
-        let f = Processors {
-            forced_bos: Some(3),
-            ..p
-        };
-        assert_eq!(uniform_mask(&f, 1), None);
-        assert_eq!(uniform_mask(&f, 2), Some(vec![1, 2, 7]));
     }
 }
