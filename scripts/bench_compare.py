@@ -72,10 +72,34 @@ RSS_LINE = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 
 
 # ------------------------------------------------------------------ children (measured)
-def child_hf(a):
-    """bench_hf.py logic: torch float32 generate(), median of timed calls after warm-up."""
+def forced_generation_config(model, beams, new):
+    """A copy of `model`'s generation config in which every output is exactly `new` tokens
+    (min = max new tokens; no forced BOS/EOS, n-gram blocking or repetition penalty; length
+    penalty 1, no early stopping), installed on the model: transformers 5 refills None fields
+    of a generate(generation_config=...) argument from the model's own config. Also used by
+    gpu_bench_hf.py. `tomtat bench` forces the same (src/cli/bench.rs)."""
     import copy
 
+    gc = copy.deepcopy(model.generation_config)
+    gc.num_beams = beams
+    gc.do_sample = False
+    gc.min_new_tokens = new
+    gc.max_new_tokens = new
+    gc.max_length = None
+    gc.min_length = None
+    gc.forced_eos_token_id = None
+    gc.forced_bos_token_id = None
+    gc.no_repeat_ngram_size = None
+    gc.repetition_penalty = None
+    gc.early_stopping = False
+    gc.length_penalty = 1.0
+    gc.num_return_sequences = 1
+    model.generation_config = gc
+    return gc
+
+
+def child_hf(a):
+    """bench_hf.py logic: torch float32 generate(), median of timed calls after warm-up."""
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
@@ -88,22 +112,7 @@ def child_hf(a):
     inp = json.load(open(os.path.join(a.model, "bench_inputs.json")))
     ids = torch.tensor(inp["ids"], dtype=torch.long)
     mask = torch.ones_like(ids)
-    gc = copy.deepcopy(model.generation_config)
-    gc.num_beams = a.beams
-    gc.do_sample = False
-    gc.min_new_tokens = a.new
-    gc.max_new_tokens = a.new
-    gc.max_length = None
-    gc.min_length = None
-    gc.forced_eos_token_id = None
-    gc.forced_bos_token_id = None
-    gc.no_repeat_ngram_size = None
-    gc.early_stopping = False
-    gc.length_penalty = 1.0
-    gc.num_return_sequences = 1
-    # transformers 5 refills None fields of a generate(generation_config=...) argument from
-    # the model's own config: install the edited one on the model (see reference README).
-    model.generation_config = gc
+    gc = forced_generation_config(model, a.beams, a.new)
     times = []
     with torch.inference_mode():
         for i in range(a.warmup + a.runs):

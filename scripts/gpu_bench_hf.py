@@ -13,8 +13,8 @@ reported with the peak of torch.cuda.max_memory_allocated / max_memory_reserved.
 Prints one JSON line: {"engine": "transformers", "median_s", "tokens_per_s", ...}.
 """
 import argparse
-import copy
 import json
+import os
 import random
 import statistics
 import sys
@@ -62,6 +62,9 @@ def main():
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_compare import forced_generation_config
+
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[a.dtype]
     cuda = a.device.startswith("cuda")
     t0 = time.perf_counter()
@@ -76,23 +79,7 @@ def main():
     ids = torch.tensor(sources(model.config, a.batch, a.src_len, a.seed), dtype=torch.long,
                        device=a.device)
     mask = torch.ones_like(ids)
-    gc = copy.deepcopy(model.generation_config)
-    gc.num_beams = a.beams
-    gc.do_sample = False
-    gc.min_new_tokens = a.new
-    gc.max_new_tokens = a.new
-    gc.max_length = None
-    gc.min_length = None
-    gc.forced_eos_token_id = None
-    gc.forced_bos_token_id = None
-    gc.no_repeat_ngram_size = None
-    gc.repetition_penalty = None
-    gc.early_stopping = False
-    gc.length_penalty = 1.0
-    gc.num_return_sequences = 1
-    # transformers 5 refills None fields of generate(generation_config=...) from the model's
-    # own config: install the edited one on the model.
-    model.generation_config = gc
+    gc = forced_generation_config(model, a.beams, a.new)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
