@@ -4,22 +4,13 @@
 //! tokens) and free-running (max 40 new tokens), the 32 sources as ONE padded batch and
 //! each source alone. Run with `--nocapture` to see the per-family counts.
 
-use std::path::PathBuf;
+mod common;
 
 use candle_core::Device;
+use common::{fixture_dir, FAMILIES};
 use serde_json::Value;
 use tomtat::generate::{generate, GenerationConfig};
 use tomtat::model::{load_dir, Seq2SeqModel};
-
-const FAMILIES: [&str; 5] = ["marian", "bart", "mbart", "t5", "t5v11"];
-
-fn fixture_dir(family: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/models"
-    ))
-    .join(family)
-}
 
 struct Setting {
     name: String,

@@ -10,24 +10,13 @@
 //! device (default cuda:0; `cpu` runs the same checks on the CPU half-precision path). Run with `--nocapture` for the numbers (lines start with `gpu:`).
 #![cfg(feature = "cuda")]
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device};
+use common::{agreement, argmax_ids, expected, fixture_dir as dir, masked_diff, max_abs, FAMILIES};
 use serde_json::Value;
 use tomtat::generate::{generate, GenerationConfig};
 use tomtat::model::{load_dir_transformer_as, Seq2SeqModel, Transformer};
-
-const FAMILIES: [&str; 5] = ["marian", "bart", "mbart", "t5", "t5v11"];
-
-/// The fixtures; TOMTAT_ROOT (a checkout's root) overrides the build-time path, for test
-/// binaries carried to another machine (scripts/gpu_bundle.sh).
-fn dir(family: &str) -> PathBuf {
-    let root = std::env::var_os("TOMTAT_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    root.join("tests/fixtures/models").join(family)
-}
 
 /// The GPU, or `None` (with a note) when there is none and none is required.
 fn gpu() -> Option<Device> {
@@ -49,28 +38,6 @@ fn model(family: &str, dtype: DType, dev: &Device) -> Transformer {
         .unwrap_or_else(|e| panic!("{family} {dtype:?}: {e}"))
 }
 
-fn expected(family: &str, dev: &Device) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(dir(family).join("expected.safetensors"), dev).unwrap()
-}
-
-fn max_abs(t: &Tensor) -> f32 {
-    t.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
-/// Max abs diff over real positions of `[b, s, d]` tensors (`mask` `[b, s]`).
-fn masked_diff(a: &Tensor, b: &Tensor, mask: &Tensor) -> f32 {
-    let a = a.to_dtype(DType::F32).unwrap();
-    let m = mask.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap();
-    max_abs(&(a - b).unwrap().broadcast_mul(&m).unwrap())
-}
-
 /// Encoder and teacher-forced logits against transformers: (encoder diff, logits diff,
 /// max |logit|, argmax agreement over all decoder positions).
 fn forward_parity(family: &str, dtype: DType, dev: &Device) -> (f32, f32, f32, f64) {
@@ -84,21 +51,7 @@ fn forward_parity(family: &str, dtype: DType, dev: &Device) -> (f32, f32, f32, f
     let want = &e["logits"];
     let lg = max_abs(&(&logits - want).unwrap());
     let scale = max_abs(want);
-    let a: Vec<u32> = logits
-        .argmax(D::Minus1)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<u32> = want
-        .argmax(D::Minus1)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let agree = a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64;
+    let agree = agreement(&argmax_ids(&logits), &argmax_ids(want));
     (enc_diff, lg, scale, agree)
 }
 

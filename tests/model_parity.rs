@@ -3,59 +3,25 @@
 //! incremental decoder (KV cache, select_rows) against the full pass, batch vs single rows,
 //! and error cases. Run with `--nocapture` to see the max abs diffs per family.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
+use common::{expected, fixture_dir as dir, masked_diff, max_abs_diff, FAMILIES};
 use tomtat::model::{
     load_dir, load_dir_transformer, DecoderState, ModelError, Seq2SeqModel, Transformer,
 };
 
-const FAMILIES: [&str; 5] = ["marian", "bart", "mbart", "t5", "t5v11"];
 const TOL: f32 = 1e-4;
-
-fn dir(family: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/models")
-        .join(family)
-}
 
 fn model(family: &str) -> Transformer {
     load_dir_transformer(&dir(family), &Device::Cpu).unwrap_or_else(|e| panic!("{family}: {e}"))
 }
 
-fn expected(family: &str) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(dir(family).join("expected.safetensors"), &Device::Cpu).unwrap()
-}
-
 fn u32s(t: &Tensor) -> Tensor {
     t.to_dtype(DType::U32).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shape mismatch");
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
-/// Max abs diff over the real (unpadded) positions of `[b, s, d]` tensors.
-fn masked_diff(a: &Tensor, b: &Tensor, mask: &Tensor) -> f32 {
-    let m = mask.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap();
-    let d = (a - b).unwrap().abs().unwrap().broadcast_mul(&m).unwrap();
-    d.flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 /// Step the decoder through `ids` (`[b, t]`), returning logits `[b, t, vocab]`.
@@ -72,7 +38,7 @@ fn step_all(dec: &mut dyn DecoderState, ids: &[Vec<u32>], from: usize, to: usize
 fn encoder_and_logits_match_transformers() {
     for fam in FAMILIES {
         let m = model(fam);
-        let e = expected(fam);
+        let e = expected(fam, &Device::Cpu);
         let ids = u32s(&e["input_ids"]);
         let enc = m.encode(&ids, &e["attention_mask"]).unwrap();
         let enc_all = max_abs_diff(&enc.hidden, &e["encoder_hidden"]);
@@ -109,7 +75,7 @@ fn encoder_and_logits_match_transformers() {
 fn incremental_decoding_matches_full_pass() {
     for fam in FAMILIES {
         let m = model(fam);
-        let e = expected(fam);
+        let e = expected(fam, &Device::Cpu);
         let enc = m
             .encode(&u32s(&e["input_ids"]), &e["attention_mask"])
             .unwrap();
@@ -139,7 +105,7 @@ fn incremental_decoding_matches_full_pass() {
 fn select_rows_reorders_caches() {
     for fam in FAMILIES {
         let m = model(fam);
-        let e = expected(fam);
+        let e = expected(fam, &Device::Cpu);
         let ids = u32s(&e["input_ids"]);
         let mask = &e["attention_mask"];
         let dec_ids: Vec<Vec<u32>> = u32s(&e["decoder_input_ids"]).to_vec2().unwrap();
@@ -206,7 +172,7 @@ fn select_rows_reorders_caches() {
 fn batch_equals_rows_one_by_one() {
     for fam in FAMILIES {
         let m = model(fam);
-        let e = expected(fam);
+        let e = expected(fam, &Device::Cpu);
         let ids = u32s(&e["input_ids"]);
         let mask = &e["attention_mask"];
         let enc = m.encode(&ids, mask).unwrap();

@@ -6,20 +6,13 @@
 //! offsets: those give chance-level agreement); `--nocapture` prints the numbers. Exactness
 //! of the int8 arithmetic itself is unit-tested in `model::int8`.
 
-use std::path::PathBuf;
+mod common;
 
 use candle_core::{DType, Device, Tensor, D};
+use common::{agreement, argmax_ids, expected, fixture_dir as dir, FAMILIES};
 use serde_json::Value;
 use tomtat::generate::{generate, GenerationConfig};
 use tomtat::model::{load_dir_transformer, Seq2SeqModel, Transformer};
-
-const FAMILIES: [&str; 5] = ["marian", "bart", "mbart", "t5", "t5v11"];
-
-fn dir(family: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/models")
-        .join(family)
-}
 
 fn models(family: &str) -> (Transformer, Transformer) {
     let f32m = load_dir_transformer(&dir(family), &Device::Cpu).expect("load");
@@ -40,8 +33,7 @@ fn teacher_forced_log_probs_close_to_f32() {
     let mut failures = Vec::new();
     for fam in FAMILIES {
         let (f, q) = models(fam);
-        let e = candle_core::safetensors::load(dir(fam).join("expected.safetensors"), &Device::Cpu)
-            .expect("expected.safetensors");
+        let e = expected(fam, &Device::Cpu);
         let ids = e["input_ids"].to_dtype(DType::U32).unwrap();
         let dec = e["decoder_input_ids"].to_dtype(DType::U32).unwrap();
         let mask = &e["attention_mask"];
@@ -57,22 +49,8 @@ fn teacher_forced_log_probs_close_to_f32() {
             .unwrap();
         let max = diff.iter().fold(0f32, |m, v| m.max(*v));
         let mean = diff.iter().sum::<f32>() / diff.len() as f32;
-        let top_f: Vec<u32> = lf
-            .argmax(D::Minus1)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let top_q: Vec<u32> = lq
-            .argmax(D::Minus1)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let agree =
-            top_f.iter().zip(&top_q).filter(|(a, b)| a == b).count() as f64 / top_f.len() as f64;
+        let top_f = argmax_ids(&lf);
+        let agree = agreement(&top_f, &argmax_ids(&lq));
         println!(
             "{fam:7} teacher-forced log-probs: max|diff| {max:.4} mean|diff| {mean:.5}, top-1 agreement {:.1}% of {}",
             agree * 100.0,
@@ -124,15 +102,8 @@ fn greedy_agreement(
         .unwrap();
     let max = diff.iter().fold(0f32, |m, v| m.max(*v));
     let mean = diff.iter().sum::<f32>() / diff.len() as f32;
-    let top_q: Vec<u32> = lq
-        .argmax(D::Minus1)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
     let want: Vec<u32> = gf.concat();
-    let agree = top_q.iter().zip(&want).filter(|(a, b)| a == b).count() as f64 / want.len() as f64;
+    let agree = agreement(&argmax_ids(&lq), &want);
     (agree, same, max, mean, want.len())
 }
 
