@@ -543,17 +543,7 @@ mod tests {
             .o
             .forward(&att.attend_heads(&q, &k, &v, bias.as_ref()).unwrap())
             .unwrap();
-        let diff = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(crate::model::max_abs_diff(&got, &want), 0.0);
     }
 
     #[test]

@@ -199,16 +199,7 @@ mod tests {
         assert!(matches!(packed, Linear::Packed(_)));
         let got = packed.forward(&x).unwrap();
         assert_eq!(got.dims(), &[2, 5, 37]);
-        let diff = (got - dense)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::model::max_abs_diff(&got, &dense);
         assert!(diff < 1e-4, "{diff}");
         // a strided (transposed) input is made contiguous first
         let xt = Tensor::randn(0f32, 1.0, (24, 3), &d).unwrap().t().unwrap();
@@ -219,14 +210,6 @@ mod tests {
             .forward(&xt)
             .unwrap();
         let b = Linear::dense(w2, None).forward(&xt).unwrap();
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+        assert!(crate::model::max_abs_diff(&a, &b) < 1e-4);
     }
 }

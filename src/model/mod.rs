@@ -21,6 +21,21 @@ pub use transformer::Transformer;
 
 pub mod random;
 
+/// Tests: the largest absolute difference of two tensors.
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("candle: {0}")]
