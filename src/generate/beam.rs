@@ -209,7 +209,25 @@ pub(crate) fn run(
                 }
             }
         }
-        if !on_device {
+        // CPU, processors that only mask tokens: candidates straight from the raw logits.
+        let fused_mask = if !on_device && logits.device().is_cpu() {
+            p.procs.uniform_mask(cur_len)
+        } else {
+            None
+        };
+        let ctx = step_ctx(cur_len, &p, lp);
+        if let Some(mask) = &fused_mask {
+            let per = if expanded { k * vocab } else { vocab };
+            with_host_logits(&logits, rows, vocab, |data| {
+                active
+                    .par_iter_mut()
+                    .zip(data.par_chunks_exact(per))
+                    .for_each(|(item, raw)| {
+                        top_from_logits(item, raw, expanded, mask, &p);
+                        step_rest(item, &p, &ctx);
+                    })
+            })?;
+        } else if !on_device {
             lp_buf.resize(active.len() * k * vocab, 0.0);
             if logits.device().is_cpu() {
                 // The one copy of the step's logits: log_softmax straight into the host buffer.
@@ -225,7 +243,7 @@ pub(crate) fn run(
             }
         }
         drop(logits);
-        if !expanded {
+        if !expanded && fused_mask.is_none() && !on_device {
             // row s -> rows s*k .. s*k+k, from the back so no unread row is overwritten
             for s in (0..rows).rev() {
                 for b in (0..k).rev() {
@@ -237,20 +255,9 @@ pub(crate) fn run(
             }
         }
 
-        let ctx = StepCtx {
-            cur_len,
-            max_reached: cur_len + 1 >= ml,
-            denom: (cur_len as f64).powf(lp) as f32,
-            hyp_denom: {
-                let len = if p.es == EarlyStopping::Never && lp > 0.0 {
-                    ml - 1
-                } else {
-                    cur_len
-                };
-                (len as f64).powf(lp) as f32
-            },
-        };
-        if on_device {
+        if fused_mask.is_some() {
+            // done above, while the logits were borrowed
+        } else if on_device {
             let per = k * n_keep;
             active
                 .par_iter_mut()
@@ -291,6 +298,96 @@ pub(crate) fn run(
         expanded = true;
     }
     Ok(results)
+}
+
+fn step_ctx(cur_len: usize, p: &Params, lp: f64) -> StepCtx {
+    StepCtx {
+        cur_len,
+        max_reached: cur_len + 1 >= p.ml,
+        denom: (cur_len as f64).powf(lp) as f32,
+        hyp_denom: {
+            let len = if p.es == EarlyStopping::Never && lp > 0.0 {
+                p.ml - 1
+            } else {
+                cur_len
+            };
+            (len as f64).powf(lp) as f32
+        },
+    }
+}
+
+/// Step a. from the raw logits of one source when the processors only mask tokens (`mask`,
+/// sorted): per row the log-softmax shift, then `(x - shift) + beam score`, -inf for masked
+/// tokens: the values, candidates and order of the host path (log-softmax rows, processors,
+/// scan) without writing the log-probabilities. Before the expansion `raw` is the source's
+/// one row, shared by its K (identical) beams.
+fn top_from_logits(item: &mut Item, raw: &[f32], expanded: bool, mask: &[u32], p: &Params) {
+    let vocab = p.vocab;
+    item.top.clear();
+    let mut shift = f32::NAN;
+    for b in 0..p.k {
+        let row = if expanded {
+            &raw[b * vocab..(b + 1) * vocab]
+        } else {
+            &raw[..vocab]
+        };
+        if expanded || b == 0 {
+            shift = log_softmax_shift(row);
+        }
+        scan_row(
+            &mut item.top,
+            p.n_keep,
+            row,
+            shift,
+            item.run_score[b],
+            mask,
+            b * vocab,
+        );
+    }
+}
+
+/// Pushes `(x - shift) + s` of every token of `row` (-inf where `mask` has it) into `top`,
+/// indices from `base`, in token order.
+fn scan_row(
+    top: &mut Vec<(f32, usize)>,
+    cap: usize,
+    row: &[f32],
+    shift: f32,
+    s: f32,
+    mask: &[u32],
+    base: usize,
+) {
+    let value = |t: usize, x: f32| {
+        if mask.binary_search(&(t as u32)).is_ok() {
+            f32::NEG_INFINITY
+        } else {
+            (x - shift) + s
+        }
+    };
+    let mut t = 0;
+    while t < row.len() && top.len() < cap {
+        push_top(top, cap, value(t, row[t]), base + t);
+        t += 1;
+    }
+    let floor = |top: &[(f32, usize)]| top.last().map_or(f32::NAN, |e| e.0);
+    // Blocks of 8: skip those with no value above the list's last entry (most of them).
+    // Needs ordered comparisons: no NaN anywhere (a finite shift rules out NaN and inf in
+    // the row).
+    if shift.is_finite() && !s.is_nan() && !floor(top).is_nan() {
+        while t + 8 <= row.len() {
+            let f = floor(top);
+            let block = &row[t..t + 8];
+            if block.iter().fold(false, |a, &x| a | ((x - shift) + s > f)) {
+                for (j, &x) in block.iter().enumerate() {
+                    push_top(top, cap, value(t + j, x), base + t + j);
+                }
+            }
+            t += 8;
+        }
+    }
+    for (j, &x) in row[t..].iter().enumerate() {
+        push_top(top, cap, value(t + j, x), base + t + j);
+    }
 }
 
 /// Log-softmax of each `vocab`-wide row of `data` into `out`, rows in parallel.
@@ -334,7 +431,13 @@ fn step_item(item: &mut Item, scores: &mut [f32], p: &Params, ctx: &StepCtx) {
         }
     }
 
-    // a. top candidates over all beams' continuations
+    top_from_scores(item, scores, p);
+    step_rest(item, p, ctx);
+}
+
+/// Step a. on the host: the top candidates over all beams' continuations.
+fn top_from_scores(item: &mut Item, scores: &[f32], p: &Params) {
+    let vocab = p.vocab;
     item.top.clear();
     for (b, row) in scores.chunks_exact(vocab).enumerate() {
         let s = item.run_score[b];
@@ -357,7 +460,6 @@ fn step_item(item: &mut Item, scores: &mut [f32], p: &Params, ctx: &StepCtx) {
             }
         }
     }
-    step_rest(item, p, ctx);
 }
 
 /// Step a. from the rows' own top candidates (device selection): each row's best `n_keep`
@@ -472,6 +574,80 @@ fn step_rest(item: &mut Item, p: &Params, ctx: &StepCtx) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fused CPU scan against the host path (log-softmax rows, mask, scan) on rows with
+    /// many exact ties, masked tokens, -inf, NaN and +inf entries, before and after expansion.
+    #[test]
+    fn fused_scan_matches_host_path() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let (k, vocab) = (3usize, 203usize);
+        for case in 0..40 {
+            let procs = crate::generate::processors::Processors {
+                vocab_size: vocab,
+                eos: vec![2],
+                min_length: if case % 2 == 0 { 5 } else { 0 },
+                suppress: if case % 3 == 0 { vec![7, 150] } else { vec![] },
+                max_length: 10,
+                ..Default::default()
+            };
+            let mask = procs.uniform_mask(1).unwrap();
+            let n_keep = 2 * k;
+            let p = Params {
+                k,
+                ml: 10,
+                vocab,
+                n_keep,
+                es: EarlyStopping::True,
+                eos: &[2],
+                procs: &procs,
+            };
+            let expanded = case % 4 != 1;
+            let rows = if expanded { k } else { 1 };
+            let mut raw: Vec<f32> = (0..rows * vocab)
+                .map(|_| (next() * 8.0).round() - 4.0) // few distinct values: ties
+                .collect();
+            match case % 5 {
+                1 => raw[17] = f32::NEG_INFINITY,
+                2 => raw[vocab / 2] = f32::NAN,
+                3 => raw[5] = f32::INFINITY,
+                _ => {}
+            }
+            let mut fused = Item::new(0, k, 10, 0, n_keep);
+            let mut host = Item::new(0, k, 10, 0, n_keep);
+            if case % 3 == 1 {
+                for it in [&mut fused, &mut host] {
+                    it.run_score = vec![-1.5, -1.5, -2.25];
+                }
+            }
+            top_from_logits(&mut fused, &raw, expanded, &mask, &p);
+            let mut scores = vec![0f32; k * vocab];
+            for b in 0..k {
+                let r = if expanded { b } else { 0 };
+                log_softmax_rows(
+                    &raw[r * vocab..(r + 1) * vocab],
+                    &mut scores[b * vocab..(b + 1) * vocab],
+                    vocab,
+                );
+                let ids = vec![0u32; 1];
+                procs.apply(
+                    &ids,
+                    &mut scores[b * vocab..(b + 1) * vocab],
+                    &mut host.scratch,
+                );
+            }
+            top_from_scores(&mut host, &scores, &p);
+            let bits = |it: &Item| -> Vec<(u32, usize)> {
+                it.top.iter().map(|&(v, i)| (v.to_bits(), i)).collect()
+            };
+            assert_eq!(bits(&fused), bits(&host), "case {case}");
+        }
+    }
 
     #[test]
     fn push_top_keeps_best_first_and_first_on_ties() {
