@@ -9,6 +9,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 pub mod config;
+pub mod cpu_decode;
 pub mod gemm;
 pub mod int8;
 pub mod layers;

@@ -4,6 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
+use super::cpu_decode::{self, with_slice, HostCache};
 use super::layers::{
     causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
 };
@@ -322,6 +323,17 @@ pub struct IncrementalDecoder<'a> {
     spare: Option<Vec<KvCache>>,
     /// T5: relative bias by reversed distance, `[1, h, 1, max_len]`.
     rel_steps: Option<Tensor>,
+    /// CPU, f32: attention over host buffers instead of `cache` (see cpu_decode.rs).
+    host: Option<HostDecode>,
+}
+
+/// What the host attention path keeps besides its cache.
+struct HostDecode {
+    cache: HostCache,
+    /// Sources' padding mask `[sources, s]` (`None`: no padding).
+    mask: Option<Vec<u8>>,
+    /// T5: `rel_steps` as `[heads][max_len]`.
+    rel: Option<Vec<f32>>,
 }
 
 impl<'a> IncrementalDecoder<'a> {
@@ -353,7 +365,27 @@ impl<'a> IncrementalDecoder<'a> {
             Some(r) => Some(r.by_distance_reversed(max_len)?),
             None => None,
         };
+        let host = if model.device.is_cpu() && model.dtype() == DType::F32 {
+            let att = model.decoder.layers.first().map(|l| &l.self_attn);
+            let inner = att.map_or(0, |a| a.heads * a.head_dim);
+            let mask = match &bias_src {
+                Some(_) => Some(enc.mask.flatten_all()?.to_vec1::<u8>()?),
+                None => None,
+            };
+            let rel = match &rel_steps {
+                Some(r) => Some(r.flatten_all()?.to_vec1::<f32>()?),
+                None => None,
+            };
+            Some(HostDecode {
+                cache: HostCache::new(model.decoder.layers.len(), max_len, inner, b),
+                mask,
+                rel,
+            })
+        } else {
+            None
+        };
         let mut me = Self {
+            host,
             model,
             rows: b,
             pos: 0,
@@ -369,7 +401,9 @@ impl<'a> IncrementalDecoder<'a> {
             spare: None,
             rel_steps,
         };
-        me.cache = me.alloc_cache(b)?;
+        if me.host.is_none() {
+            me.cache = me.alloc_cache(b)?;
+        }
         Ok(me)
     }
 
@@ -427,6 +461,97 @@ impl DecoderState for IncrementalDecoder<'_> {
             Some(r) => Some(r.narrow(3, self.max_len - 1 - pos, pos + 1)?),
             None => None,
         };
+        if self.host.is_some() {
+            x = self.host_layers(x, pos)?;
+        } else {
+            x = self.device_layers(x, pos, self_bias.as_ref())?;
+        }
+        if let Some(n) = &m.decoder.final_norm {
+            x = n.forward(&x)?;
+        }
+        self.pos += 1;
+        m.logits(&x.squeeze(1)?)
+    }
+
+    fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        self.select_rows_impl(rows)
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+impl IncrementalDecoder<'_> {
+    /// The decoder layers on the CPU: projections and feed-forward through `Linear`,
+    /// attention over host buffers.
+    fn host_layers(&mut self, mut x: Tensor, pos: usize) -> Result<Tensor> {
+        let m = self.model;
+        let rows = self.rows;
+        let dev = &m.device;
+        let Some(host) = self.host.as_mut() else {
+            return Err(ModelError::Input("no host decoder state".into()));
+        };
+        let heads = m.decoder.layers.first().map_or(1, |l| l.self_attn.heads);
+        // T5: the bias of keys 0..=pos for a query at pos, [heads][pos + 1]
+        let bias: Option<Vec<f32>> = host.rel.as_ref().map(|rel| {
+            let ml = self.max_len;
+            (0..heads)
+                .flat_map(|h| rel[h * ml + ml - 1 - pos..(h + 1) * ml].iter().copied())
+                .collect()
+        });
+        for (li, (layer, (ck, cv))) in m.decoder.layers.iter().zip(&self.cross_src).enumerate() {
+            x = block(&x, &layer.self_norm, m.pre_norm, |h| {
+                let att = &layer.self_attn;
+                let inner = att.heads * att.head_dim;
+                let (q, k, v) = (att.q.forward(h)?, att.k.forward(h)?, att.v.forward(h)?);
+                with_slice(&k, |k| with_slice(&v, |v| host.cache.write(li, pos, k, v)))??;
+                let mut out = vec![0f32; rows * inner];
+                with_slice(&q, |q| {
+                    host.cache
+                        .attend(li, pos, att.heads, q, bias.as_deref(), &mut out)
+                })?;
+                att.o
+                    .forward(&Tensor::from_vec(out, (rows, 1, inner), dev)?)
+            })?;
+            x = block(&x, &layer.cross_norm, m.pre_norm, |h| {
+                let att = &layer.cross_attn;
+                let inner = att.heads * att.head_dim;
+                let s = ck.dim(2)?;
+                let q = att.q.forward(h)?;
+                let mut out = vec![0f32; rows * inner];
+                with_slice(&q, |q| {
+                    with_slice(ck, |k| {
+                        with_slice(cv, |v| {
+                            cpu_decode::cross_attend(
+                                q,
+                                k,
+                                v,
+                                host.mask.as_deref(),
+                                &self.row_src,
+                                att.heads,
+                                s,
+                                &mut out,
+                            )
+                        })
+                    })
+                })???;
+                att.o
+                    .forward(&Tensor::from_vec(out, (rows, 1, inner), dev)?)
+            })?;
+            x = block(&x, &layer.ffn_norm, m.pre_norm, |h| layer.ffn.forward(h))?;
+        }
+        Ok(x)
+    }
+
+    /// The decoder layers through candle tensors (GPU, or half precision on the CPU).
+    fn device_layers(
+        &self,
+        mut x: Tensor,
+        pos: usize,
+        self_bias: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let m = self.model;
         for ((layer, cache), (ck, cv)) in m.decoder.layers.iter().zip(&self.cache).zip(&self.cross)
         {
             x = block(&x, &layer.self_norm, m.pre_norm, |h| {
@@ -449,7 +574,7 @@ impl DecoderState for IncrementalDecoder<'_> {
                         t.contiguous()?
                     })
                 };
-                att.attend(&q, &view(&cache.k)?, &view(&cache.v)?, self_bias.as_ref())
+                att.attend(&q, &view(&cache.k)?, &view(&cache.v)?, self_bias)
             })?;
             x = block(&x, &layer.cross_norm, m.pre_norm, |h| {
                 if self.group == 1 {
@@ -467,14 +592,10 @@ impl DecoderState for IncrementalDecoder<'_> {
             })?;
             x = block(&x, &layer.ffn_norm, m.pre_norm, |h| layer.ffn.forward(h))?;
         }
-        if let Some(n) = &m.decoder.final_norm {
-            x = n.forward(&x)?;
-        }
-        self.pos += 1;
-        m.logits(&x.squeeze(1)?)
+        Ok(x)
     }
 
-    fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+    fn select_rows_impl(&mut self, rows: &[u32]) -> Result<()> {
         if let Some(&bad) = rows.iter().find(|&&r| r as usize >= self.rows) {
             return Err(ModelError::Input(format!(
                 "select_rows: row {bad} does not exist ({} rows)",
@@ -488,6 +609,13 @@ impl DecoderState for IncrementalDecoder<'_> {
         }
         let n = rows.len();
         let device = &self.model.device;
+        if let Some(host) = &mut self.host {
+            // rows read their source's cross K/V through `row_src`: nothing to gather
+            self.row_src = rows.iter().map(|&r| self.row_src[r as usize]).collect();
+            host.cache.select_rows(rows, self.pos);
+            self.rows = n;
+            return Ok(());
+        }
         // Cross K/V and mask only change when the rows' sources change (not on a beam reorder
         // within a source); they are re-gathered from the per-source originals.
         let row_src: Vec<u32> = rows.iter().map(|&r| self.row_src[r as usize]).collect();
@@ -535,10 +663,6 @@ impl DecoderState for IncrementalDecoder<'_> {
         self.spare = Some(std::mem::replace(&mut self.cache, cache));
         self.rows = n;
         Ok(())
-    }
-
-    fn rows(&self) -> usize {
-        self.rows
     }
 }
 
