@@ -13,5 +13,6 @@ pub mod hub;
 pub mod io;
 pub mod model;
 pub mod pipeline;
+pub mod simd;
 pub mod text;
 pub mod tokenize;

@@ -222,202 +222,13 @@ pub fn log_softmax_in_place(scores: &mut [f32]) {
     }
 }
 
-/// e^x for x <= 0 (a softmax argument after subtracting the row's max), within ~2 ulp of
-/// libm. Branch-free so the loop above vectorizes; libm's expf is one call per element, the
-/// largest cost of a beam step after the matrix products. Below -87 it returns ~1e-38
-/// instead of 0: invisible in a sum that is at least 1 (the max's own term).
-#[inline(always)]
-fn exp_nonpos(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting rounds to integer
-    let x = x.max(-87.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    // Cephes expf polynomial for e^r on [-ln2/2, ln2/2]
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
-}
-
-/// `max + ln(sum(exp(x - max)))` of a row: subtracting it gives the log-softmax.
-pub fn log_softmax_shift(scores: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if scores.len() >= 8 && simd::available() {
-        // SAFETY: the CPU has AVX2 (checked once in `available`).
-        return unsafe { simd::log_softmax_shift(scores) };
-    }
-    log_softmax_shift_portable(scores)
-}
-
-fn log_softmax_shift_portable(scores: &[f32]) -> f32 {
-    // 8 independent lanes, like torch's vectorized kernel, so the loops vectorize.
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let mut chunks = scores.chunks_exact(8);
-    for c in &mut chunks {
-        for (l, &x) in lanes.iter_mut().zip(c) {
-            *l = if x > *l || x.is_nan() { x } else { *l };
-        }
-    }
-    let mut max =
-        chunks
-            .remainder()
-            .iter()
-            .chain(&lanes)
-            .copied()
-            .fold(
-                f32::NEG_INFINITY,
-                |m, x| if x > m || x.is_nan() { x } else { m },
-            );
-    if !max.is_finite() {
-        // All -inf, +inf or NaN somewhere: let the arithmetic give NaN / -inf like torch.
-        if max.is_nan() {
-            max = f32::NAN;
-        }
-        return max;
-    }
-    let mut sums = [0f32; 8];
-    let mut chunks = scores.chunks_exact(8);
-    for c in &mut chunks {
-        for (s, &x) in sums.iter_mut().zip(c) {
-            *s += exp_nonpos(x - max);
-        }
-    }
-    let tail: f32 = chunks
-        .remainder()
-        .iter()
-        .map(|&x| exp_nonpos(x - max))
-        .sum();
-    let sum = sums.iter().sum::<f32>() + tail;
-    max + sum.ln()
-}
-
-/// AVX2 versions of the two passes, bit-identical to the portable code: the same 8 lanes in
-/// the same order, the same exp arithmetic (separate multiply and add, no FMA contraction),
-/// the same scalar tail. The portable loops only vectorize to SSE2 in a generic x86-64 build,
-/// and this is the largest cost of a beam step after the matrix products.
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use std::arch::x86_64::*;
-    use std::sync::OnceLock;
-
-    pub fn available() -> bool {
-        static AVX2: OnceLock<bool> = OnceLock::new();
-        *AVX2.get_or_init(|| is_x86_feature_detected!("avx2"))
-    }
-
-    /// [`super::exp_nonpos`] on 8 lanes.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn exp8(x: __m256) -> __m256 {
-        let mul = |a, b| _mm256_mul_ps(a, b);
-        let add = |a, b| _mm256_add_ps(a, b);
-        let c = |v: f32| _mm256_set1_ps(v);
-        let round = c(12_582_912.0);
-        let x = _mm256_max_ps(x, c(-87.0));
-        let n = _mm256_sub_ps(add(mul(x, c(std::f32::consts::LOG2_E)), round), round);
-        let r = _mm256_sub_ps(
-            _mm256_sub_ps(x, mul(n, c(0.693_359_4))),
-            mul(n, c(-2.121_944_4e-4)),
-        );
-        let mut p = c(1.987_569_1e-4);
-        p = add(mul(p, r), c(1.398_199_9e-3));
-        p = add(mul(p, r), c(8.333_452e-3));
-        p = add(mul(p, r), c(4.166_579_6e-2));
-        p = add(mul(p, r), c(1.666_666_5e-1));
-        p = add(mul(p, r), c(0.5));
-        let y = add(add(mul(mul(p, r), r), r), c(1.0));
-        // n is an integer in [-126, 0] here: the conversion is exact
-        let e = _mm256_slli_epi32(
-            _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
-            23,
-        );
-        mul(y, _mm256_castsi256_ps(e))
-    }
-
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn log_softmax_shift(scores: &[f32]) -> f32 {
-        let n8 = scores.len() / 8 * 8;
-        let ptr = scores.as_ptr();
-        let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
-        let mut nan = _mm256_setzero_ps();
-        for i in (0..n8).step_by(8) {
-            let x = _mm256_loadu_ps(ptr.add(i));
-            m = _mm256_max_ps(m, x);
-            nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
-        }
-        let tail = &scores[n8..];
-        if _mm256_movemask_ps(nan) != 0 || tail.iter().any(|x| x.is_nan()) {
-            return f32::NAN;
-        }
-        let mut lanes = [0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), m);
-        // No NaN: the max does not depend on the order (and -0 vs +0 changes nothing below).
-        let max = tail
-            .iter()
-            .chain(&lanes)
-            .fold(f32::NEG_INFINITY, |a, &x| if x > a { x } else { a });
-        if !max.is_finite() {
-            return max;
-        }
-        let vmax = _mm256_set1_ps(max);
-        let mut acc = _mm256_setzero_ps();
-        for i in (0..n8).step_by(8) {
-            let x = _mm256_loadu_ps(ptr.add(i));
-            acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(x, vmax)));
-        }
-        let mut sums = [0f32; 8];
-        _mm256_storeu_ps(sums.as_mut_ptr(), acc);
-        let tail: f32 = tail.iter().map(|&x| super::exp_nonpos(x - max)).sum();
-        let sum = sums.iter().sum::<f32>() + tail;
-        max + sum.ln()
-    }
-}
+pub use crate::simd::log_softmax_shift;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NEG: f32 = f32::NEG_INFINITY;
-
-    #[test]
-    fn simd_log_softmax_shift_is_bit_identical() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
-        for len in [1usize, 7, 8, 9, 15, 16, 17, 100, 1003, 53_685] {
-            for case in 0..6 {
-                let mut row: Vec<f32> = (0..len).map(|_| next() * 60.0 - 40.0).collect();
-                match case {
-                    1 => row.iter_mut().step_by(3).for_each(|x| *x = NEG),
-                    2 => row.iter_mut().for_each(|x| *x = (*x * 4.0).round() / 4.0), // ties
-                    3 => row[len / 2] = f32::NAN,
-                    4 => row[len - 1] = f32::INFINITY,
-                    5 => row
-                        .iter_mut()
-                        .for_each(|x| *x = if *x > 0.0 { 0.0 } else { -0.0 }),
-                    _ => {}
-                }
-                let (a, b) = (log_softmax_shift(&row), log_softmax_shift_portable(&row));
-                assert!(
-                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                    "len {len} case {case}: {a} vs {b}"
-                );
-            }
-        }
-        let all_neg = vec![NEG; 20];
-        assert_eq!(log_softmax_shift(&all_neg), NEG);
-    }
 
     #[test]
     fn uniform_mask_only_for_token_masks() {
@@ -455,7 +266,7 @@ mod tests {
         let mut worst = 0f64;
         for i in 0..=200_000 {
             let x = -(i as f32) * 0.0005; // 0 .. -100
-            let (got, want) = (exp_nonpos(x) as f64, (x as f64).exp());
+            let (got, want) = (crate::simd::exp(x) as f64, (x as f64).exp());
             if x >= -87.0 {
                 worst = worst.max(((got - want) / want).abs());
             } else {
@@ -463,8 +274,8 @@ mod tests {
             }
         }
         assert!(worst < 4e-7, "max relative error {worst}");
-        assert_eq!(exp_nonpos(0.0), 1.0);
-        assert!(exp_nonpos(NEG) < 2e-38);
+        assert_eq!(crate::simd::exp(0.0), 1.0);
+        assert!(crate::simd::exp(NEG) < 2e-38);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::layers::MASK_VALUE;
 use super::{ModelError, Result};
+use crate::simd::{axpy, dot, softmax_in_place};
 
 /// `f` on the f32 data of a CPU tensor (copied first only when it is not contiguous).
 pub fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
@@ -189,47 +190,6 @@ pub fn cross_attend(
                 }
             },
         );
-}
-
-/// Dot product with 8 partial sums (vectorizes; the order differs from a GEMM's only in the
-/// last bits).
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-#[inline]
-fn axpy(p: f32, x: &[f32], y: &mut [f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += p * x;
-    }
-}
-
-/// Softmax as candle's CPU kernel: subtract the max, exponentiate, divide by the sum.
-fn softmax_in_place(s: &mut [f32]) {
-    let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for x in s.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    for x in s.iter_mut() {
-        *x /= sum;
-    }
 }
 
 #[cfg(test)]

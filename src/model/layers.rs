@@ -336,6 +336,19 @@ pub struct FeedForward {
 }
 
 pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
+    // CPU f32: vectorized kernels (candle's call libm's expf / erff per element: 6% of a
+    // distilbart run, 2% of an opus-mt beam step).
+    let fast = match act {
+        Activation::Silu => Some(crate::simd::Act::Silu),
+        Activation::Gelu => Some(crate::simd::Act::GeluErf),
+        _ => None,
+    };
+    if let Some(f) = fast {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let y = super::cpu_decode::with_slice(x, |v| crate::simd::activation(v, f))?;
+            return Ok(Tensor::from_vec(y, x.shape(), x.device())?);
+        }
+    }
     Ok(match act {
         Activation::Relu => x.relu()?,
         Activation::Gelu => x.gelu_erf()?,
