@@ -88,7 +88,7 @@ pub fn activation(x: &[f32], act: Act) -> Vec<f32> {
 fn activation_into(x: &[f32], out: &mut [f32], act: Act) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if avx2() {
+    if has_avx2() {
         // SAFETY: AVX2 is present (checked once).
         done = unsafe { avx2::activation(x, out, act) };
     }
@@ -104,7 +104,7 @@ fn activation_into(x: &[f32], out: &mut [f32], act: Act) {
 /// row has a NaN; the max itself if it is not finite.
 pub fn log_softmax_shift(scores: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if scores.len() >= 8 && avx2() {
+    if scores.len() >= 8 && has_avx2() {
         // SAFETY: AVX2 is present (checked once).
         return unsafe { avx2::log_softmax_shift(scores) };
     }
@@ -150,27 +150,23 @@ pub(crate) fn log_softmax_shift_portable(scores: &[f32]) -> f32 {
 }
 
 /// In-place softmax of a short row (attention scores): max, e^(x - max), divide by the sum.
+/// Inlined so that inside an AVX2 function the exp loop vectorizes.
+#[inline(always)]
 pub fn softmax_in_place(s: &mut [f32]) {
     let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
     for x in s.iter_mut() {
         *x = exp(*x - max);
-        sum += *x;
     }
+    let sum: f32 = s.iter().sum();
     let inv = 1.0 / sum;
     for x in s.iter_mut() {
         *x *= inv;
     }
 }
 
-/// Dot product with 8 partial sums.
-#[inline]
+/// Dot product with 8 partial sums (vectorizes inside an AVX2 function).
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if avx2() && a.len().is_multiple_of(8) && a.len() == b.len() {
-        // SAFETY: AVX2 is present; equal lengths, a multiple of 8.
-        return unsafe { avx2::dot(a, b) };
-    }
     let mut acc = [0f32; 8];
     let mut ca = a.chunks_exact(8);
     let mut cb = b.chunks_exact(8);
@@ -185,37 +181,27 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         .zip(cb.remainder())
         .map(|(x, y)| x * y)
         .sum();
-    reduce8(&acc) + tail
-}
-
-/// The 8 lanes summed pairwise (the AVX2 path's order).
-#[inline(always)]
-fn reduce8(a: &[f32; 8]) -> f32 {
-    ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+    (((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + tail
 }
 
 /// `y += p * x`.
-#[inline]
+#[inline(always)]
 pub fn axpy(p: f32, x: &[f32], y: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2() && x.len().is_multiple_of(8) && x.len() == y.len() {
-        // SAFETY: AVX2 is present; equal lengths, a multiple of 8.
-        return unsafe { avx2::axpy(p, x, y) };
-    }
     for (y, &x) in y.iter_mut().zip(x) {
         *y += p * x;
     }
 }
 
+/// The CPU has AVX2 (checked once).
 #[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
+pub fn has_avx2() -> bool {
     use std::sync::OnceLock;
     static AVX2: OnceLock<bool> = OnceLock::new();
     *AVX2.get_or_init(|| is_x86_feature_detected!("avx2"))
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
 
@@ -323,33 +309,45 @@ mod avx2 {
         max + sum.ln()
     }
 
-    /// `a.len() == b.len()`, a multiple of 8.
+    /// [`super::dot`] on 8 lanes: the same products, sums and reduction order.
+    #[inline]
     #[target_feature(enable = "avx2")]
     pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let n8 = n / 8 * 8;
         let mut acc = _mm256_setzero_ps();
-        for i in (0..a.len()).step_by(8) {
+        for i in (0..n8).step_by(8) {
             let p = _mm256_mul_ps(
                 _mm256_loadu_ps(a.as_ptr().add(i)),
                 _mm256_loadu_ps(b.as_ptr().add(i)),
             );
             acc = _mm256_add_ps(acc, p);
         }
-        let mut l = [0f32; 8];
-        _mm256_storeu_ps(l.as_mut_ptr(), acc);
-        reduce8(&l)
+        // lanes (0+4, 1+5, 2+6, 3+7), then (c0 + c2, c1 + c3), then their sum
+        let c = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+        let d = _mm_add_ps(c, _mm_movehl_ps(c, c));
+        let r = _mm_add_ss(d, _mm_shuffle_ps::<0b01>(d, d));
+        let tail: f32 = a[n8..n].iter().zip(&b[n8..n]).map(|(x, y)| x * y).sum();
+        _mm_cvtss_f32(r) + tail
     }
 
-    /// `x.len() == y.len()`, a multiple of 8.
+    /// [`super::axpy`] on 8 lanes.
+    #[inline]
     #[target_feature(enable = "avx2")]
     pub unsafe fn axpy(p: f32, x: &[f32], y: &mut [f32]) {
-        let pv = c(p);
-        for i in (0..x.len()).step_by(8) {
+        let n = x.len().min(y.len());
+        let n8 = n / 8 * 8;
+        let pv = _mm256_set1_ps(p);
+        for i in (0..n8).step_by(8) {
             let yp = y.as_mut_ptr().add(i);
             let v = _mm256_add_ps(
                 _mm256_loadu_ps(yp),
                 _mm256_mul_ps(pv, _mm256_loadu_ps(x.as_ptr().add(i))),
             );
             _mm256_storeu_ps(yp, v);
+        }
+        for (y, &x) in y[n8..n].iter_mut().zip(&x[n8..n]) {
+            *y += p * x;
         }
     }
 }
@@ -433,12 +431,24 @@ mod tests {
     }
 
     #[test]
-    fn dot_and_axpy_paths_agree() {
+    fn dot_axpy_softmax() {
         let a = rows(5, 64, 1.0);
         let b = rows(6, 64, 1.0);
         let want: f64 = a.iter().zip(&b).map(|(x, y)| (x * y) as f64).sum();
         assert!((dot(&a, &b) as f64 - want).abs() < 1e-5);
-        // odd length takes the portable path with the same lane order
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            for len in [64, 63, 8, 5] {
+                let (x, y) = (&a[..len], &b[..len]);
+                // SAFETY: AVX2 is present.
+                assert_eq!(dot(x, y).to_bits(), unsafe { avx2::dot(x, y) }.to_bits());
+                let (mut y1, mut y2) = (y.to_vec(), y.to_vec());
+                axpy(0.3, x, &mut y1);
+                // SAFETY: AVX2 is present.
+                unsafe { avx2::axpy(0.3, x, &mut y2) };
+                assert_eq!(y1, y2);
+            }
+        }
         let (a7, b7) = (&a[..63], &b[..63]);
         let want7: f64 = a7.iter().zip(b7).map(|(x, y)| (x * y) as f64).sum();
         assert!((dot(a7, b7) as f64 - want7).abs() < 1e-5);
@@ -447,5 +457,11 @@ mod tests {
         for ((y, a), b) in y.iter().zip(&a).zip(&b) {
             assert_eq!(*y, b + 0.5 * a);
         }
+        let mut s1 = rows(7, 37, 5.0);
+        let mut s2 = s1.clone();
+        softmax_in_place(&mut s1);
+        softmax_in_place(&mut s2);
+        assert_eq!(s1, s2);
+        assert!((s1.iter().sum::<f32>() - 1.0).abs() < 1e-6);
     }
 }
