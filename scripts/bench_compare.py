@@ -20,10 +20,10 @@ EOS/BOS, no n-gram blocking, length_penalty 1, early_stopping off):
   bart-large-cnn), else w1. s8 keeps 8 (not 16) sources: a 12-layer d=1024 encoder over
   16 x 512 tokens takes tens of seconds per call on one core, x (1 warm-up + runs) x engines.
 hf and ct2: one process per config, 1 warm-up call then `runs` timed calls in it, median.
-tomtat: one process per call (it does one generate() per process for this input), run
-1 + runs times, the first discarded, median of the `generate: N tokens in S s` stderr line.
-So every tomtat call is the first of its process (cold caches/allocator), a small handicap
-the in-process warm-up of hf/ct2 does not have.
+tomtat: the same, through `tomtat bench --inputs` (1 warm-up generate() then `runs` timed
+ones in one process, same ids); plus one `tomtat generate --ids` call for the ids when hf
+ran. (Until 2026-11-27 every tomtat call was its own process, the first generate() of the
+process: cold caches and allocator, ~0.3 s slower on opus-mt W1 beam 4.)
 
 Files: the model dir is left untouched. A view dir DIR-bench-WORKLOAD is made beside it:
 symlinks to config.json, model.safetensors (and tokenizer files, if any) plus
@@ -58,6 +58,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -316,29 +317,42 @@ def tomtat_has_generate(binary):
     p = subprocess.run([binary, "generate", "--help"], capture_output=True, text=True)
     if p.returncode != 0 or "--ids" not in p.stdout:
         return f"{binary} has no `generate --ids` command: {p.stderr.strip()[:200]}"
+    p = subprocess.run([binary, "bench", "--help"], capture_output=True, text=True)
+    if p.returncode != 0 or "--inputs" not in p.stdout:
+        return f"{binary} has no `bench --inputs` option (rebuild it)"
     return None
 
 
-def run_tomtat(binary, view, inp, threads, beams, new, quant, runs, timeout):
-    stdin = "".join(" ".join(map(str, r)) + "\n" for r in inp["ids"])
-    cmd = [binary, "--threads", str(threads), "generate", "--model", view, "--ids",
-           "--beams", str(beams), "--min-new-tokens", str(new), "--max-new-tokens", str(new)]
-    if quant:
-        cmd += ["--quantize", quant]
-    times, rss_max, ids, tokens = [], 0.0, None, None
-    for i in range(1 + runs):
-        rc, out, err, rss = timed(cmd, child_env(threads), stdin=stdin, timeout=timeout)
-        rss_max = max(rss_max, rss or 0.0)
-        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-        m = GEN_LINE.search(lines[-1]) if lines else None
-        if rc != 0 or m is None:
+def run_tomtat(binary, view, inp, threads, beams, new, quant, runs, timeout, want_ids):
+    """Timing as for hf/ct2: `tomtat bench --inputs` times `runs` generate() calls in one
+    process after one warm-up call, on the same ids. With want_ids, one `tomtat generate`
+    call more gives the ids to compare with transformers'."""
+    with tempfile.TemporaryDirectory() as tmp:
+        js = os.path.join(tmp, "bench.json")
+        cmd = [binary, "bench", "--model", view, "--inputs", os.path.join(view, "bench_inputs.json"),
+               "--new-tokens", str(new), "--beams", str(beams), "--threads-list", str(threads),
+               "--runs", str(runs), "--json", js, "-q"]
+        if quant:
+            cmd += ["--quantize", quant]
+        rc, out, err, rss = timed(cmd, child_env(threads), timeout=timeout)
+        if rc != 0 or not os.path.exists(js):
             return {"error": f"exit {rc}: {err.strip()[-800:]}"}, None
-        tokens = int(m.group(1))
-        if i >= 1:
-            times.append(float(m.group(2)))
-        recs = [json.loads(ln) for ln in out.splitlines() if ln.strip()]
-        ids = [r.get("ids") for r in recs]
-    return {"runs_s": times, "ids": ids, "tokens": tokens}, rss_max
+        row = json.load(open(js))[0]
+    times = row["runs_s"]
+    tokens = row["batch"] * row["new_tokens"]
+    ids = [[0] * new] * row["batch"]  # bench checked every output has exactly `new` tokens
+    if want_ids:
+        stdin = "".join(" ".join(map(str, r)) + "\n" for r in inp["ids"])
+        cmd = [binary, "--threads", str(threads), "generate", "--model", view, "--ids",
+               "--beams", str(beams), "--min-new-tokens", str(new), "--max-new-tokens",
+               str(new)]
+        if quant:
+            cmd += ["--quantize", quant]
+        rc, out, err, _ = timed(cmd, child_env(threads), stdin=stdin, timeout=timeout)
+        if rc != 0:
+            return {"error": f"exit {rc}: {err.strip()[-800:]}"}, None
+        ids = [json.loads(ln).get("ids") for ln in out.splitlines() if ln.strip()]
+    return {"runs_s": times, "ids": ids, "tokens": tokens}, rss
 
 
 def agreement(ids, ref):
@@ -454,7 +468,8 @@ def main():
                     res, rss = {"skipped": skip_tomtat}, None
                 else:
                     res, rss = run_tomtat(a.bin, view, inp, t, k, new,
-                                          "q8" if e == "tomtat-q8" else None, a.runs, a.timeout)
+                                          "q8" if e == "tomtat-q8" else None, a.runs, a.timeout,
+                                          ref_ids is not None)
                 rec = dict(base, peak_rss_mb=round(rss, 1) if rss else None,
                            proc_wall_s=round(time.time() - t0, 1))
                 if "runs_s" in res:

@@ -78,6 +78,10 @@ pub struct BenchArgs {
     /// Seed of the source ids (and of the random weights with --shape).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+    /// Source token ids from FILE instead of random ones: JSON, either a list of id lists
+    /// or an object whose "ids" is one (scripts/bench_compare.py's bench_inputs.json).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["batch", "src_len"])]
+    pub inputs: Option<PathBuf>,
     #[command(flatten)]
     pub dev: crate::device::DeviceArgs,
 }
@@ -128,6 +132,8 @@ pub struct BenchRow {
     pub runs: usize,
     /// Median wall time of a full generate() call, seconds.
     pub median_s: f64,
+    /// Every timed run, seconds.
+    pub runs_s: Vec<f64>,
     /// Generated tokens (batch * new_tokens) per second of the median run.
     pub tokens_per_s: f64,
     /// Median encoder time alone on the batch, ms.
@@ -235,14 +241,26 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", dir.display()))?;
     let base = GenerationConfig::from_model_dir(&dir)?;
     let greedy = forced_config(&base, 1, new_tokens, model.vocab_size())?;
-    let sources = make_sources(
-        &greedy,
-        base.bos_token_id,
-        model.vocab_size(),
-        batch,
-        src_len,
-        args.seed,
-    )?;
+    let (sources, batch, src_len) = match &args.inputs {
+        Some(path) => {
+            let s = read_inputs(path, model.vocab_size())
+                .with_context(|| format!("--inputs {}", path.display()))?;
+            let (n, len) = (s.len(), s.iter().map(Vec::len).max().unwrap_or(0));
+            (s, n, len)
+        }
+        None => (
+            make_sources(
+                &greedy,
+                base.bos_token_id,
+                model.vocab_size(),
+                batch,
+                src_len,
+                args.seed,
+            )?,
+            batch,
+            src_len,
+        ),
+    };
 
     let quant_name = match args.quantize {
         Quantize::None => "none",
@@ -261,9 +279,10 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
             pool.install(|| time_encoder(model.as_ref(), &sources, greedy.pad, runs, &device))?;
         for &beams in &args.beams {
             let r = forced_config(&base, beams as usize, new_tokens, model.vocab_size())?;
-            let median_s = pool.install(|| {
+            let runs_s = pool.install(|| {
                 time_generate(model.as_ref(), &sources, &r, new_tokens, runs, &device)
             })?;
+            let median_s = median(runs_s.clone());
             let tokens = (batch * new_tokens) as f64;
             let row = BenchRow {
                 model: name.clone(),
@@ -275,6 +294,7 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
                 new_tokens,
                 runs,
                 median_s,
+                runs_s,
                 tokens_per_s: if median_s > 0.0 {
                     tokens / median_s
                 } else {
@@ -304,6 +324,27 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
     }
     println!("json: {json}");
     Ok(())
+}
+
+/// Source ids from a JSON file: `[[id, ..], ..]` or `{"ids": [[id, ..], ..], ..}`.
+fn read_inputs(path: &Path, vocab: usize) -> anyhow::Result<Vec<Vec<u32>>> {
+    let text = std::fs::read_to_string(path)?;
+    let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
+    let list = v.get("ids").unwrap_or(&v);
+    let ids: Vec<Vec<u32>> =
+        serde_json::from_value(list.clone()).context("expected a list of token id lists")?;
+    if ids.is_empty() {
+        bail!("no sources");
+    }
+    for (i, s) in ids.iter().enumerate() {
+        if s.is_empty() {
+            bail!("source {i} is empty");
+        }
+        if let Some(&bad) = s.iter().find(|&&t| t as usize >= vocab) {
+            bail!("source {i}: token id {bad} is out of the vocabulary (size {vocab})");
+        }
+    }
+    Ok(ids)
 }
 
 /// `batch` sources of `src_len - 1` seeded random non-special ids followed by EOS.
@@ -409,7 +450,7 @@ fn time_encoder(
     Ok(median(times))
 }
 
-/// Median seconds of a full generate() (after one warm-up); checks the output lengths.
+/// Seconds of each timed full generate() (after one warm-up); checks the output lengths.
 fn time_generate(
     model: &dyn Seq2SeqModel,
     sources: &[Vec<u32>],
@@ -417,7 +458,7 @@ fn time_generate(
     new_tokens: usize,
     runs: usize,
     device: &Device,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Vec<f64>> {
     let mut times = Vec::with_capacity(runs);
     for i in 0..=runs {
         let t = Instant::now();
@@ -433,7 +474,7 @@ fn time_generate(
             times.push(secs);
         }
     }
-    Ok(median(times))
+    Ok(times)
 }
 
 /// Markdown table of the rows.
