@@ -149,6 +149,52 @@ pub(crate) fn log_softmax_shift_portable(scores: &[f32]) -> f32 {
     max + sum.ln()
 }
 
+/// Softmax of every `width`-wide row of `x` (attention scores), rows in parallel: the row's
+/// max, e^(x - max) summed in 8 lanes, times 1 / sum.
+pub fn softmax_rows(x: &[f32], width: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    if width == 0 {
+        return out;
+    }
+    let rows_per_task = (1 << 14) / width + 1;
+    out.par_chunks_mut(rows_per_task * width)
+        .zip(x.par_chunks(rows_per_task * width))
+        .for_each(|(o, x)| {
+            for (o, x) in o.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+                softmax_row(x, o);
+            }
+        });
+    out
+}
+
+fn softmax_row(x: &[f32], out: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut done = 0;
+    let mut sums = [0f32; 8];
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 is present (checked once).
+        done = unsafe { avx2::exp_shifted(x, max, out, &mut sums) };
+    }
+    let mut chunks = x[done..].chunks_exact(8);
+    let mut ochunks = out[done..].chunks_exact_mut(8);
+    for (c, o) in (&mut chunks).zip(&mut ochunks) {
+        for j in 0..8 {
+            o[j] = exp(c[j] - max);
+            sums[j] += o[j];
+        }
+    }
+    let mut tail = 0f32;
+    for (o, &x) in ochunks.into_remainder().iter_mut().zip(chunks.remainder()) {
+        *o = exp(x - max);
+        tail += *o;
+    }
+    let inv = 1.0 / (sums.iter().sum::<f32>() + tail);
+    for o in out.iter_mut() {
+        *o *= inv;
+    }
+}
+
 /// In-place softmax of a short row (attention scores): max, e^(x - max), divide by the sum.
 /// Inlined so that inside an AVX2 function the exp loop vectorizes.
 #[inline(always)]
@@ -350,6 +396,22 @@ pub(crate) mod avx2 {
             *y += p * x;
         }
     }
+
+    /// `out = e^(x - max)` over whole blocks of 8, summed into `sums` by lane; returns how
+    /// many elements were done.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn exp_shifted(x: &[f32], max: f32, out: &mut [f32], sums: &mut [f32; 8]) -> usize {
+        let n8 = x.len().min(out.len()) / 8 * 8;
+        let vmax = c(max);
+        let mut acc = _mm256_loadu_ps(sums.as_ptr());
+        for i in (0..n8).step_by(8) {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i)), vmax));
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), e);
+            acc = _mm256_add_ps(acc, e);
+        }
+        _mm256_storeu_ps(sums.as_mut_ptr(), acc);
+        n8
+    }
 }
 
 #[cfg(test)]
@@ -396,6 +458,44 @@ mod tests {
                 let tol = 1e-6 * x.abs().max(1.0);
                 assert!((y - want).abs() <= tol, "{act:?}({x}) = {y}, candle {want}");
             }
+        }
+    }
+
+    #[test]
+    fn softmax_rows_match_candle() {
+        use candle_core::{Device, Tensor};
+        for width in [1usize, 7, 8, 30, 512] {
+            let x = rows(width as u64, 5 * width, 20.0);
+            let got = softmax_rows(&x, width);
+            let t = Tensor::from_slice(&x, (5, width), &Device::Cpu).unwrap();
+            let want = candle_nn::ops::softmax_last_dim(&t)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.max(1e-3),
+                    "width {width}: {a} vs {b}"
+                );
+            }
+            // the portable path gives the same bits
+            let mut portable = vec![0f32; width];
+            let max = x[..width].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = [0f32; 8];
+            let mut tail = 0f32;
+            for (j, (o, &v)) in portable.iter_mut().zip(&x[..width]).enumerate() {
+                *o = exp(v - max);
+                if j < width / 8 * 8 {
+                    sum[j % 8] += *o;
+                } else {
+                    tail += *o;
+                }
+            }
+            let inv = 1.0 / (sum.iter().sum::<f32>() + tail);
+            portable.iter_mut().for_each(|o| *o *= inv);
+            assert_eq!(&got[..width], &portable[..], "width {width}");
         }
     }
 
