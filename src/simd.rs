@@ -1,8 +1,8 @@
 //! Vectorized f32 math shared by the model (activations, attention) and generation
-//! (log-softmax). Each function has a portable version and an AVX2 one that performs the
-//! same operations in the same order (separate multiply and add, no FMA contraction), so
-//! both give bit-identical results and the choice of path never changes an output. Why by
-//! hand: the crate is built for generic x86-64, where these loops only vectorize to SSE2,
+//! (log-softmax). Each function has a portable version and an AVX2+FMA one that performs
+//! the same operations in the same order (the exp's fused multiply-adds are `mul_add` in
+//! the portable code: exactly rounded either way), so both give bit-identical results and
+//! the choice of path never changes an output. Why by hand: the crate is built for generic x86-64, where these loops only vectorize to SSE2,
 //! and libm's scalar `expf` / `erff` were the largest costs after the matrix products.
 
 use rayon::prelude::*;
@@ -37,13 +37,13 @@ const ERF_A: [f32; 5] = [
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let n = x.mul_add(LOG2E, ROUND) - ROUND;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     let mut p = EXP_P[0];
     for &c in &EXP_P[1..] {
-        p = p * r + c;
+        p = p.mul_add(r, c);
     }
-    let y = p * r * r + r + 1.0;
+    let y = (p * r).mul_add(r, r) + 1.0;
     y * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
@@ -195,6 +195,53 @@ fn softmax_row(x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Sum with 8 partial sums (vectorizes).
+#[inline(always)]
+fn sum8(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut c = x.chunks_exact(8);
+    for v in &mut c {
+        for j in 0..8 {
+            acc[j] += f(v[j]);
+        }
+    }
+    let tail: f32 = c.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Layer norm (`bias: Some`) or T5's RMS norm (`None`, no centring) of every `d`-wide row,
+/// rows in parallel: mean, centred variance (two passes, as torch), `x / sqrt(var + eps)`
+/// times the weight, plus the bias.
+pub fn norm_rows(x: &[f32], d: usize, weight: &[f32], bias: Option<&[f32]>, eps: f32) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    if d == 0 {
+        return out;
+    }
+    let rows_per_task = (1 << 14) / d + 1;
+    out.par_chunks_mut(rows_per_task * d)
+        .zip(x.par_chunks(rows_per_task * d))
+        .for_each(|(o, x)| {
+            for (o, x) in o.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                let mean = if bias.is_some() {
+                    sum8(x, |v| v) / d as f32
+                } else {
+                    0.0
+                };
+                let var = sum8(x, |v| (v - mean) * (v - mean)) / d as f32;
+                let scale = (var + eps).sqrt();
+                for ((o, &v), &w) in o.iter_mut().zip(x).zip(weight) {
+                    *o = (v - mean) / scale * w;
+                }
+                if let Some(b) = bias {
+                    for (o, &b) in o.iter_mut().zip(b) {
+                        *o += b;
+                    }
+                }
+            }
+        });
+    out
+}
+
 /// In-place softmax of a short row (attention scores): max, e^(x - max), divide by the sum.
 /// Inlined so that inside an AVX2 function the exp loop vectorizes.
 #[inline(always)]
@@ -238,12 +285,12 @@ pub fn axpy(p: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// The CPU has AVX2 (checked once).
+/// The CPU has AVX2 and FMA (checked once).
 #[cfg(target_arch = "x86_64")]
 pub fn has_avx2() -> bool {
     use std::sync::OnceLock;
     static AVX2: OnceLock<bool> = OnceLock::new();
-    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2"))
+    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -252,32 +299,23 @@ pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn c(v: f32) -> __m256 {
         _mm256_set1_ps(v)
     }
 
     /// [`super::exp`] on 8 lanes.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn exp8(x: __m256) -> __m256 {
         let x = _mm256_min_ps(_mm256_max_ps(x, c(-87.0)), c(88.0));
-        let n = _mm256_sub_ps(
-            _mm256_add_ps(_mm256_mul_ps(x, c(LOG2E)), c(ROUND)),
-            c(ROUND),
-        );
-        let r = _mm256_sub_ps(
-            _mm256_sub_ps(x, _mm256_mul_ps(n, c(LN2_HI))),
-            _mm256_mul_ps(n, c(LN2_LO)),
-        );
+        let n = _mm256_sub_ps(_mm256_fmadd_ps(x, c(LOG2E), c(ROUND)), c(ROUND));
+        let r = _mm256_fmadd_ps(n, c(-LN2_LO), _mm256_fmadd_ps(n, c(-LN2_HI), x));
         let mut p = c(EXP_P[0]);
         for &k in &EXP_P[1..] {
-            p = _mm256_add_ps(_mm256_mul_ps(p, r), c(k));
+            p = _mm256_fmadd_ps(p, r, c(k));
         }
-        let y = _mm256_add_ps(
-            _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r),
-            c(1.0),
-        );
+        let y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), c(1.0));
         // n is an integer in [-126, 127]: the conversion is exact
         let e = _mm256_slli_epi32(
             _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
@@ -287,7 +325,7 @@ pub(crate) mod avx2 {
     }
 
     /// Whole blocks of 8; returns how many elements were done.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn activation(x: &[f32], out: &mut [f32], act: Act) -> usize {
         let n8 = x.len().min(out.len()) / 8 * 8;
         let sign = _mm256_set1_ps(-0.0);
@@ -317,7 +355,7 @@ pub(crate) mod avx2 {
         n8
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn log_softmax_shift(scores: &[f32]) -> f32 {
         let n8 = scores.len() / 8 * 8;
         let ptr = scores.as_ptr();
@@ -357,7 +395,7 @@ pub(crate) mod avx2 {
 
     /// [`super::dot`] on 8 lanes: the same products, sums and reduction order.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let n8 = n / 8 * 8;
@@ -379,7 +417,7 @@ pub(crate) mod avx2 {
 
     /// [`super::axpy`] on 8 lanes.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn axpy(p: f32, x: &[f32], y: &mut [f32]) {
         let n = x.len().min(y.len());
         let n8 = n / 8 * 8;
@@ -399,7 +437,7 @@ pub(crate) mod avx2 {
 
     /// `out = e^(x - max)` over whole blocks of 8, summed into `sums` by lane; returns how
     /// many elements were done.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn exp_shifted(x: &[f32], max: f32, out: &mut [f32], sums: &mut [f32; 8]) -> usize {
         let n8 = x.len().min(out.len()) / 8 * 8;
         let vmax = c(max);
@@ -496,6 +534,35 @@ mod tests {
             let inv = 1.0 / (sum.iter().sum::<f32>() + tail);
             portable.iter_mut().for_each(|o| *o *= inv);
             assert_eq!(&got[..width], &portable[..], "width {width}");
+        }
+    }
+
+    #[test]
+    fn norm_rows_match_the_formula_in_f64() {
+        let d = 37;
+        let x: Vec<f32> = rows(9, 4 * d, 3.0).iter().map(|v| v + 5.0).collect();
+        let w = rows(10, d, 1.0);
+        let b = rows(11, d, 1.0);
+        for bias in [Some(&b[..]), None] {
+            let got = norm_rows(&x, d, &w, bias, 1e-5);
+            for (r, row) in x.chunks(d).enumerate() {
+                let n = d as f64;
+                let mean = if bias.is_some() {
+                    row.iter().map(|&v| v as f64).sum::<f64>() / n
+                } else {
+                    0.0
+                };
+                let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+                for j in 0..d {
+                    let want = (row[j] as f64 - mean) / (var + 1e-5).sqrt() * w[j] as f64
+                        + bias.map_or(0.0, |b| b[j] as f64);
+                    let g = got[r * d + j] as f64;
+                    assert!(
+                        (g - want).abs() < 2e-6 * want.abs().max(1.0),
+                        "{g} vs {want}"
+                    );
+                }
+            }
         }
     }
 

@@ -170,6 +170,7 @@ pub(crate) fn run(
     // the state is expanded to K rows by the first reorder (as CTranslate2 does; the
     // candidates are the same as stepping K identical rows).
     let mut expanded = k == 1;
+    state.reserve_rows(n_sources * k);
 
     let mut active: Vec<Item> = (0..n_sources)
         .map(|s| Item::new(s, k, ml, r.decoder_start, n_keep))

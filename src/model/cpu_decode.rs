@@ -44,48 +44,6 @@ pub struct HostCache {
     slots_next: Vec<u32>,
 }
 
-/// Cache buffers of finished searches, reused by the next ones: a fresh buffer costs a page
-/// fault and a page clearing per 4 KB on first touch (2% of an opus-mt beam-4 run). Their
-/// contents need no clearing: a position is always written before it is read.
-static POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
-/// Buffers kept at most (the largest ones are kept).
-const POOL_MAX: usize = 64;
-
-/// A buffer of at least `len` floats (only a prefix may be used).
-fn take_buffer(len: usize) -> Vec<f32> {
-    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    // the smallest buffer that is large enough
-    let best = (0..pool.len())
-        .filter(|&i| pool[i].len() >= len)
-        .min_by_key(|&i| pool[i].len());
-    match best {
-        Some(i) => pool.swap_remove(i),
-        None => vec![0.0; len],
-    }
-}
-
-fn give_buffer(b: Vec<f32>) {
-    if b.is_empty() {
-        return;
-    }
-    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    pool.push(b);
-    if pool.len() > POOL_MAX {
-        if let Some(i) = (0..pool.len()).min_by_key(|&i| pool[i].len()) {
-            pool.swap_remove(i);
-        }
-    }
-}
-
-impl Drop for HostCache {
-    fn drop(&mut self) {
-        for (k, v) in self.kv.drain(..) {
-            give_buffer(k);
-            give_buffer(v);
-        }
-    }
-}
-
 impl HostCache {
     pub fn new(layers: usize, max_len: usize, d: usize, rows: usize) -> Self {
         let cap = rows.max(1);
@@ -94,15 +52,23 @@ impl HostCache {
             d,
             cap,
             kv: (0..layers)
-                .map(|_| {
-                    (
-                        take_buffer(max_len * cap * d),
-                        take_buffer(max_len * cap * d),
-                    )
-                })
+                .map(|_| (vec![0.0; max_len * cap * d], vec![0.0; max_len * cap * d]))
                 .collect(),
             slots: vec![0; rows * max_len],
             slots_next: Vec::new(),
+        }
+    }
+
+    /// Room for `rows` rows from the start (before anything is written; later the rows
+    /// still grow on demand in [`Self::select_rows`]).
+    pub fn reserve(&mut self, rows: usize, pos: usize) {
+        if pos == 0 && rows > self.cap {
+            self.cap = rows;
+            let len = self.max_len * rows * self.d;
+            for (k, v) in &mut self.kv {
+                *k = vec![0.0; len];
+                *v = vec![0.0; len];
+            }
         }
     }
 
@@ -130,12 +96,12 @@ impl HostCache {
             let (old, cap, d) = (self.cap, n, self.d);
             for (kc, vc) in &mut self.kv {
                 for buf in [kc, vc] {
-                    let mut wide = take_buffer(self.max_len * cap * d);
+                    let mut wide = vec![0.0; self.max_len * cap * d];
                     for t in 0..pos {
                         wide[t * cap * d..(t * cap + old) * d]
                             .copy_from_slice(&buf[t * old * d..(t + 1) * old * d]);
                     }
-                    give_buffer(std::mem::replace(buf, wide));
+                    *buf = wide;
                 }
             }
             self.cap = cap;
@@ -202,7 +168,7 @@ fn attend_row_fast<'a>(
 ) {
     #[cfg(target_arch = "x86_64")]
     if crate::simd::has_avx2() {
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<'a>(
             q: &[f32],
             out: &mut [f32],
@@ -350,15 +316,17 @@ mod tests {
     /// own ancestors' keys: checked against a per-row history kept explicitly.
     #[test]
     fn reorders_follow_ancestors() {
-        // twice: the second cache reuses the first one's (dirty) buffers from the pool
-        for _ in 0..2 {
-            reorders_follow_ancestors_once();
+        for reserve in [false, true] {
+            reorders_follow_ancestors_once(reserve);
         }
     }
 
-    fn reorders_follow_ancestors_once() {
+    fn reorders_follow_ancestors_once(reserve: bool) {
         let (heads, d, ml) = (2, 16, 6);
         let mut cache = HostCache::new(1, ml, d, 2);
+        if reserve {
+            cache.reserve(5, 0);
+        }
         // history[r] = the (k, v) rows of row r's ancestors, position by position
         let mut hist: Vec<Vec<(Vec<f32>, Vec<f32>)>> = vec![vec![]; 2];
         let plan: [&[u32]; 4] = [&[0, 0, 1, 1, 1], &[4, 3, 2, 1, 0], &[1, 1, 0], &[2]];

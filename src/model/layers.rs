@@ -212,6 +212,10 @@ impl Norm {
             };
             return Ok(n.forward(&up(x)?)?.to_dtype(x.dtype())?);
         }
+        if x.dtype() == DType::F32 {
+            // one fused pass per row instead of ~10 tensor ops (each a full pass + buffer)
+            return self.forward_host(x);
+        }
         let d = x.dim(D::Minus1)? as f64;
         Ok(match self {
             // Two passes (mean, then centred variance) as torch does: a one-pass E[x^2]-E[x]^2
@@ -230,6 +234,25 @@ impl Norm {
                     .broadcast_mul(weight)?
             }
         })
+    }
+}
+
+impl Norm {
+    /// CPU f32: [`crate::simd::norm_rows`].
+    fn forward_host(&self, x: &Tensor) -> Result<Tensor> {
+        use super::cpu_decode::with_slice;
+        let d = x.dim(D::Minus1)?;
+        let (weight, bias, eps) = match self {
+            Norm::Layer { weight, bias, eps } => (weight, Some(bias), *eps),
+            Norm::Rms { weight, eps } => (weight, None, *eps),
+        };
+        let y = with_slice(x, |xs| {
+            with_slice(weight, |w| match bias {
+                Some(b) => with_slice(b, |b| crate::simd::norm_rows(xs, d, w, Some(b), eps as f32)),
+                None => Ok(crate::simd::norm_rows(xs, d, w, None, eps as f32)),
+            })
+        })???;
+        Ok(Tensor::from_vec(y, x.shape(), x.device())?)
     }
 }
 

@@ -116,6 +116,10 @@ pub trait DecoderState {
 
     /// Number of rows currently decoded.
     fn rows(&self) -> usize;
+
+    /// Hint: up to `rows` rows will be decoded (beam search, before expanding its sources
+    /// into beams), so caches can be sized once instead of grown.
+    fn reserve_rows(&mut self, _rows: usize) {}
 }
 
 /// Build a model from a parsed `config.json` and the checkpoint behind `vb` (root prefix,

@@ -480,6 +480,12 @@ impl DecoderState for IncrementalDecoder<'_> {
     fn rows(&self) -> usize {
         self.rows
     }
+
+    fn reserve_rows(&mut self, rows: usize) {
+        if let Some(host) = &mut self.host {
+            host.cache.reserve(rows, self.pos);
+        }
+    }
 }
 
 impl IncrementalDecoder<'_> {
