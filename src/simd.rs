@@ -452,20 +452,26 @@ pub(crate) mod avx2 {
     }
 }
 
+/// Tests: `n` seeded pseudo-random values in [-scale, scale).
+#[cfg(test)]
+pub(crate) fn test_values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+    let mut st = seed;
+    (0..n)
+        .map(|_| {
+            st = st
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((st >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rows(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-        let mut st = seed;
-        (0..n)
-            .map(|_| {
-                st = st
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                ((st >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-            })
-            .collect()
+        test_values(seed, n, scale)
     }
 
     /// Both paths bit-identical; within 1e-6 * max(1, |x|) of candle's kernels (libm's

@@ -140,31 +140,60 @@ impl HostCache {
                 |scores, (r, (qr, or))| {
                     let slots = &self.slots[r * ml..r * ml + n];
                     let at = |t: usize| (t * cap + slots[t] as usize) * d;
-                    attend_row_fast(
-                        qr,
-                        or,
-                        heads,
-                        scores,
-                        |t, h| &kc[at(t) + h * hd..at(t) + (h + 1) * hd],
-                        |t, h| &vc[at(t) + h * hd..at(t) + (h + 1) * hd],
-                        |t, h| bias.map_or(0.0, |b| b[h * n + t]),
-                    )
+                    let src = Keys {
+                        key: |t, h| &kc[at(t) + h * hd..at(t) + (h + 1) * hd],
+                        value: |t, h| &vc[at(t) + h * hd..at(t) + (h + 1) * hd],
+                        bias: |t, h| bias.map_or(0.0, |b| b[h * n + t]),
+                    };
+                    attend_row_fast(qr, or, heads, scores, src)
                 },
             );
     }
 }
 
-/// [`attend_row`] compiled for AVX2 where the CPU has it (its helpers then vectorize 8-wide:
-/// same operations, same results).
+/// Where one query row reads its keys and values (by position and head) and the additive
+/// bias of each score.
+struct Keys<K, V, B> {
+    key: K,
+    value: V,
+    bias: B,
+}
+
+trait RowKeys<'a> {
+    fn key(&self, t: usize, h: usize) -> &'a [f32];
+    fn value(&self, t: usize, h: usize) -> &'a [f32];
+    fn bias(&self, t: usize, h: usize) -> f32;
+}
+
+impl<'a, K, V, B> RowKeys<'a> for Keys<K, V, B>
+where
+    K: Fn(usize, usize) -> &'a [f32],
+    V: Fn(usize, usize) -> &'a [f32],
+    B: Fn(usize, usize) -> f32,
+{
+    #[inline(always)]
+    fn key(&self, t: usize, h: usize) -> &'a [f32] {
+        (self.key)(t, h)
+    }
+    #[inline(always)]
+    fn value(&self, t: usize, h: usize) -> &'a [f32] {
+        (self.value)(t, h)
+    }
+    #[inline(always)]
+    fn bias(&self, t: usize, h: usize) -> f32 {
+        (self.bias)(t, h)
+    }
+}
+
+/// [`attend_row`] compiled for AVX2+FMA where the CPU has them (its helpers then vectorize
+/// 8-wide: same operations, same results).
 #[inline(always)]
 fn attend_row_fast<'a>(
     q: &[f32],
     out: &mut [f32],
     heads: usize,
-    scores: &mut [f32],
-    key: impl Fn(usize, usize) -> &'a [f32],
-    value: impl Fn(usize, usize) -> &'a [f32],
-    bias: impl Fn(usize, usize) -> f32,
+    s: &mut [f32],
+    src: impl RowKeys<'a>,
 ) {
     #[cfg(target_arch = "x86_64")]
     if crate::simd::has_avx2() {
@@ -173,31 +202,22 @@ fn attend_row_fast<'a>(
             q: &[f32],
             out: &mut [f32],
             heads: usize,
-            scores: &mut [f32],
-            key: impl Fn(usize, usize) -> &'a [f32],
-            value: impl Fn(usize, usize) -> &'a [f32],
-            bias: impl Fn(usize, usize) -> f32,
+            s: &mut [f32],
+            src: impl RowKeys<'a>,
         ) {
             use crate::simd::avx2;
-            attend_row(
-                q,
-                out,
-                heads,
-                scores,
-                key,
-                value,
-                bias,
-                |a, b| unsafe { avx2::dot(a, b) },
-                |p, x, y| unsafe { avx2::axpy(p, x, y) },
-            )
+            let (dot, axpy) = (
+                |a: &[f32], b: &[f32]| unsafe { avx2::dot(a, b) },
+                |p: f32, x: &[f32], y: &mut [f32]| unsafe { avx2::axpy(p, x, y) },
+            );
+            attend_row(q, out, heads, s, src, dot, axpy)
         }
-        // SAFETY: AVX2 is present (checked once).
-        return unsafe { avx2(q, out, heads, scores, key, value, bias) };
+        // SAFETY: AVX2 and FMA are present (checked once).
+        return unsafe { avx2(q, out, heads, s, src) };
     }
-    attend_row(q, out, heads, scores, key, value, bias, dot, axpy)
+    attend_row(q, out, heads, s, src, dot, axpy)
 }
 
-#[allow(clippy::too_many_arguments)]
 /// One query row over `scores.len()` keys, head by head: scores (+ bias), softmax, weighted
 /// sum of the values into `out` (heads merged).
 #[inline(always)]
@@ -206,9 +226,7 @@ fn attend_row<'a>(
     out: &mut [f32],
     heads: usize,
     scores: &mut [f32],
-    key: impl Fn(usize, usize) -> &'a [f32],
-    value: impl Fn(usize, usize) -> &'a [f32],
-    bias: impl Fn(usize, usize) -> f32,
+    src: impl RowKeys<'a>,
     dot: impl Fn(&[f32], &[f32]) -> f32,
     axpy: impl Fn(f32, &[f32], &mut [f32]),
 ) {
@@ -216,13 +234,13 @@ fn attend_row<'a>(
     for h in 0..heads {
         let qh = &q[h * hd..(h + 1) * hd];
         for (t, s) in scores.iter_mut().enumerate() {
-            *s = dot(qh, key(t, h)) + bias(t, h);
+            *s = dot(qh, src.key(t, h)) + src.bias(t, h);
         }
         softmax_in_place(scores);
         let oh = &mut out[h * hd..(h + 1) * hd];
         oh.fill(0.0);
         for (t, &p) in scores.iter().enumerate() {
-            axpy(p, value(t, h), oh);
+            axpy(p, src.value(t, h), oh);
         }
     }
 }
@@ -251,18 +269,15 @@ pub fn cross_attend(
             |scores, ((qr, or), &src)| {
                 let src = src as usize;
                 let at = |t: usize, h: usize| ((src * heads + h) * s + t) * hd;
-                attend_row_fast(
-                    qr,
-                    or,
-                    heads,
-                    scores,
-                    |t, h| &k[at(t, h)..at(t, h) + hd],
-                    |t, h| &v[at(t, h)..at(t, h) + hd],
-                    |t, _| match mask {
+                let keys = Keys {
+                    key: |t, h| &k[at(t, h)..at(t, h) + hd],
+                    value: |t, h| &v[at(t, h)..at(t, h) + hd],
+                    bias: |t, _| match mask {
                         Some(m) if m[src * s + t] == 0 => MASK_VALUE,
                         _ => 0.0,
                     },
-                )
+                };
+                attend_row_fast(qr, or, heads, scores, keys)
             },
         );
 }
@@ -301,15 +316,7 @@ mod tests {
     }
 
     fn fill(seed: u64, n: usize) -> Vec<f32> {
-        let mut st = seed;
-        (0..n)
-            .map(|_| {
-                st = st
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (st >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
+        crate::simd::test_values(seed, n, 1.0)
     }
 
     /// Rows reordered (with duplicates), widened and shrunk over several steps attend to their
