@@ -122,3 +122,64 @@ fn bench_rejects_bad_options() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
 }
+
+/// `--inputs`: the sources are the file's ids (rows x longest length in the row), both JSON
+/// forms; a bad file is a usage error naming the problem.
+#[test]
+fn bench_inputs_file() {
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/marian");
+    let dir = std::env::temp_dir().join(format!("tomtat-bench-inputs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let obj = dir.join("obj.json");
+    std::fs::write(&obj, r#"{"ids": [[5, 6, 7, 0], [8, 9, 0]], "tokens": []}"#).unwrap();
+    let list = dir.join("list.json");
+    std::fs::write(&list, "[[5, 6, 0], [7, 0], [9, 9, 9, 9, 9, 0]]").unwrap();
+    for (file, rows, len) in [(&obj, 2, 4), (&list, 3, 6)] {
+        let path = file.to_str().unwrap();
+        let args = [
+            "--model",
+            model,
+            "--inputs",
+            path,
+            "--beams",
+            "1,2",
+            "--threads-list",
+            "1",
+            "--new-tokens",
+            "3",
+            "--runs",
+            "1",
+            "-q",
+        ];
+        let (_, out) = bench(&args);
+        assert_eq!(out.len(), 2);
+        for r in &out {
+            assert_eq!(r["batch"], rows);
+            assert_eq!(r["src_len"], len);
+            assert_eq!(r["runs_s"].as_array().map(Vec::len), Some(1));
+        }
+    }
+    let bad = dir.join("bad.json");
+    for (text, want) in [
+        ("[[1, 2], []]", "source 1 is empty"),
+        ("[[1, 99999999]]", "out of the vocabulary"),
+        ("{\"x\": 1}", "list of token id lists"),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tomtat"))
+            .args([
+                "bench",
+                "--model",
+                model,
+                "--inputs",
+                bad.to_str().unwrap(),
+                "-q",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(want), "{text}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
