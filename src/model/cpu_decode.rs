@@ -8,28 +8,10 @@
 //! moved: `slots` holds, per row and position, which slot of that position holds the row's
 //! ancestor's keys and values; a reorder copies that small table only.
 
-use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
 use super::layers::MASK_VALUE;
-use super::{ModelError, Result};
 use crate::simd::{axpy, dot, softmax_in_place};
-
-/// `f` on the f32 data of a CPU tensor (copied first only when it is not contiguous).
-pub fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
-            return Ok(f(&cpu.as_slice::<f32>()?[start..end]));
-        }
-        if !matches!(&*storage, Storage::Cpu(_)) {
-            return Err(ModelError::Input(
-                "host attention needs CPU tensors".to_string(),
-            ));
-        }
-    }
-    with_slice(&t.contiguous()?, f)
-}
 
 /// Self-attention K/V of every decoder layer, position-major `[max_len][cap][d]`: the rows of
 /// step `t` are written to slots `0..rows` of position `t`.

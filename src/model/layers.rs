@@ -240,7 +240,7 @@ impl Norm {
 impl Norm {
     /// CPU f32: [`crate::simd::norm_rows`].
     fn forward_host(&self, x: &Tensor) -> Result<Tensor> {
-        use super::cpu_decode::with_slice;
+        use super::with_slice;
         let d = x.dim(D::Minus1)?;
         let (weight, bias, eps) = match self {
             Norm::Layer { weight, bias, eps } => (weight, Some(bias), *eps),
@@ -341,7 +341,7 @@ impl Attention {
             // vectorized exp (candle's CPU softmax calls libm's expf per element: ~400M of
             // them in a distilbart 8 x 512 encoder)
             let s = scores.dim(D::Minus1)?;
-            let p = super::cpu_decode::with_slice(&scores, |x| crate::simd::softmax_rows(x, s))?;
+            let p = super::with_slice(&scores, |x| crate::simd::softmax_rows(x, s))?;
             Tensor::from_vec(p, scores.shape(), scores.device())?
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
@@ -376,7 +376,7 @@ pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
     };
     if let Some(f) = fast {
         if x.device().is_cpu() && x.dtype() == DType::F32 {
-            let y = super::cpu_decode::with_slice(x, |v| crate::simd::activation(v, f))?;
+            let y = super::with_slice(x, |v| crate::simd::activation(v, f))?;
             return Ok(Tensor::from_vec(y, x.shape(), x.device())?);
         }
     }

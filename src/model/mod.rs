@@ -60,6 +60,22 @@ pub enum ModelError {
 
 pub type Result<T> = std::result::Result<T, ModelError>;
 
+/// `f` on the f32 data of a CPU tensor (copied first only when it is not contiguous).
+pub(crate) fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&cpu.as_slice::<f32>()?[start..end]));
+        }
+        if !matches!(&*storage, candle_core::Storage::Cpu(_)) {
+            return Err(ModelError::Input("expected a CPU tensor".to_string()));
+        }
+    }
+    with_slice(&t.contiguous()?, f)
+}
+
 /// Encoder output for a padded batch.
 #[derive(Debug, Clone)]
 pub struct EncoderOutput {

@@ -4,11 +4,12 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
-use super::cpu_decode::{self, with_slice, HostCache};
+use super::cpu_decode::{self, HostCache};
 use super::layers::{
     causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
 };
 use super::linear::Linear;
+use super::with_slice;
 use super::{DecoderState, EncoderOutput, ModelError, Result, Seq2SeqModel};
 
 #[derive(Debug, Clone)]
