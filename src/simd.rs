@@ -152,6 +152,12 @@ pub(crate) fn log_softmax_shift_portable(scores: &[f32]) -> f32 {
 /// Softmax of every `width`-wide row of `x` (attention scores), rows in parallel: the row's
 /// max, e^(x - max) summed in 8 lanes, times 1 / sum.
 pub fn softmax_rows(x: &[f32], width: usize) -> Vec<f32> {
+    map_rows(x, width, softmax_row)
+}
+
+/// `f(row, out_row)` for every `width`-wide row of `x`, rows in parallel (tasks of ~16K
+/// elements).
+fn map_rows(x: &[f32], width: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     if width == 0 {
         return out;
@@ -161,7 +167,7 @@ pub fn softmax_rows(x: &[f32], width: usize) -> Vec<f32> {
         .zip(x.par_chunks(rows_per_task * width))
         .for_each(|(o, x)| {
             for (o, x) in o.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
-                softmax_row(x, o);
+                f(x, o);
             }
         });
     out
@@ -213,33 +219,23 @@ fn sum8(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// rows in parallel: mean, centred variance (two passes, as torch), `x / sqrt(var + eps)`
 /// times the weight, plus the bias.
 pub fn norm_rows(x: &[f32], d: usize, weight: &[f32], bias: Option<&[f32]>, eps: f32) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    if d == 0 {
-        return out;
-    }
-    let rows_per_task = (1 << 14) / d + 1;
-    out.par_chunks_mut(rows_per_task * d)
-        .zip(x.par_chunks(rows_per_task * d))
-        .for_each(|(o, x)| {
-            for (o, x) in o.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                let mean = if bias.is_some() {
-                    sum8(x, |v| v) / d as f32
-                } else {
-                    0.0
-                };
-                let var = sum8(x, |v| (v - mean) * (v - mean)) / d as f32;
-                let scale = (var + eps).sqrt();
-                for ((o, &v), &w) in o.iter_mut().zip(x).zip(weight) {
-                    *o = (v - mean) / scale * w;
-                }
-                if let Some(b) = bias {
-                    for (o, &b) in o.iter_mut().zip(b) {
-                        *o += b;
-                    }
-                }
+    map_rows(x, d, |x, o| {
+        let mean = if bias.is_some() {
+            sum8(x, |v| v) / d as f32
+        } else {
+            0.0
+        };
+        let var = sum8(x, |v| (v - mean) * (v - mean)) / d as f32;
+        let scale = (var + eps).sqrt();
+        for ((o, &v), &w) in o.iter_mut().zip(x).zip(weight) {
+            *o = (v - mean) / scale * w;
+        }
+        if let Some(b) = bias {
+            for (o, &b) in o.iter_mut().zip(b) {
+                *o += b;
             }
-        });
-    out
+        }
+    })
 }
 
 /// In-place softmax of a short row (attention scores): max, e^(x - max), divide by the sum.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
-use common::{expected, fixture_dir as dir, masked_diff, max_abs_diff, FAMILIES};
+use common::{expected, fixture_dir as dir, masked_diff, max_abs, max_abs_diff, FAMILIES};
 use tomtat::model::{
     load_dir, load_dir_transformer, DecoderState, ModelError, Seq2SeqModel, Transformer,
 };
@@ -45,15 +45,7 @@ fn encoder_and_logits_match_transformers() {
         let enc_real = masked_diff(&enc.hidden, &e["encoder_hidden"], &e["attention_mask"]);
         let logits = m.decode_full(&enc, &e["decoder_input_ids"]).unwrap();
         let lg = max_abs_diff(&logits, &e["logits"]);
-        let scale = e["logits"]
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = max_abs(&e["logits"]);
         eprintln!(
             "{fam:7} encoder max|diff| {enc_real:.2e} (real positions) {enc_all:.2e} (all); logits {lg:.2e} (max|logit| {scale:.1})"
         );

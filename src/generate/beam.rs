@@ -228,7 +228,19 @@ pub(crate) fn run(
                         step_rest(item, &p, &ctx);
                     })
             })?;
-        } else if !on_device {
+            drop(logits);
+        } else if on_device {
+            drop(logits);
+            let per = k * n_keep;
+            active
+                .par_iter_mut()
+                .zip(cand_vals.par_chunks_exact(per))
+                .zip(cand_toks.par_chunks_exact(per))
+                .for_each(|((item, vals), toks)| {
+                    top_from_candidates(item, vals, toks, &p);
+                    step_rest(item, &p, &ctx);
+                });
+        } else {
             lp_buf.resize(active.len() * k * vocab, 0.0);
             if logits.device().is_cpu() {
                 // The one copy of the step's logits: log_softmax straight into the host buffer.
@@ -242,33 +254,18 @@ pub(crate) fn run(
                     lp_buf[..rows * vocab].copy_from_slice(data)
                 })?;
             }
-        }
-        drop(logits);
-        if !expanded && fused_mask.is_none() && !on_device {
-            // row s -> rows s*k .. s*k+k, from the back so no unread row is overwritten
-            for s in (0..rows).rev() {
-                for b in (0..k).rev() {
-                    let dst = (s * k + b) * vocab;
-                    if dst != s * vocab {
-                        lp_buf.copy_within(s * vocab..(s + 1) * vocab, dst);
+            drop(logits);
+            if !expanded {
+                // row s -> rows s*k .. s*k+k, from the back so no unread row is overwritten
+                for s in (0..rows).rev() {
+                    for b in (0..k).rev() {
+                        let dst = (s * k + b) * vocab;
+                        if dst != s * vocab {
+                            lp_buf.copy_within(s * vocab..(s + 1) * vocab, dst);
+                        }
                     }
                 }
             }
-        }
-
-        if fused_mask.is_some() {
-            // done above, while the logits were borrowed
-        } else if on_device {
-            let per = k * n_keep;
-            active
-                .par_iter_mut()
-                .zip(cand_vals.par_chunks_exact(per))
-                .zip(cand_toks.par_chunks_exact(per))
-                .for_each(|((item, vals), toks)| {
-                    top_from_candidates(item, vals, toks, &p);
-                    step_rest(item, &p, &ctx);
-                });
-        } else {
             active
                 .par_iter_mut()
                 .zip(lp_buf.par_chunks_exact_mut(k * vocab))

@@ -458,14 +458,10 @@ impl DecoderState for IncrementalDecoder<'_> {
         let pos = self.pos;
         let ids = Tensor::from_slice(tokens, (self.rows, 1), &m.device)?;
         let mut x = m.decoder.embed(&ids, pos)?;
-        let self_bias = match &self.rel_steps {
-            Some(r) => Some(r.narrow(3, self.max_len - 1 - pos, pos + 1)?),
-            None => None,
-        };
         if self.host.is_some() {
             x = self.host_layers(x, pos)?;
         } else {
-            x = self.device_layers(x, pos, self_bias.as_ref())?;
+            x = self.device_layers(x, pos)?;
         }
         if let Some(n) = &m.decoder.final_norm {
             x = n.forward(&x)?;
@@ -475,7 +471,73 @@ impl DecoderState for IncrementalDecoder<'_> {
     }
 
     fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
-        self.select_rows_impl(rows)
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= self.rows) {
+            return Err(ModelError::Input(format!(
+                "select_rows: row {bad} does not exist ({} rows)",
+                self.rows
+            )));
+        }
+        let identity =
+            rows.len() == self.rows && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+        if identity {
+            return Ok(());
+        }
+        let n = rows.len();
+        let device = &self.model.device;
+        if let Some(host) = &mut self.host {
+            // rows read their source's cross K/V through `row_src`: nothing to gather
+            self.row_src = rows.iter().map(|&r| self.row_src[r as usize]).collect();
+            host.cache.select_rows(rows, self.pos);
+            self.rows = n;
+            return Ok(());
+        }
+        // Cross K/V and mask only change when the rows' sources change (not on a beam reorder
+        // within a source); they are re-gathered from the per-source originals.
+        let row_src: Vec<u32> = rows.iter().map(|&r| self.row_src[r as usize]).collect();
+        if row_src != self.row_src {
+            let (cross_rows, group) = groups(&row_src);
+            if cross_rows != self.cross_rows || group != self.group {
+                let n_src = self.cross_src.first().map_or(Ok(0), |(k, _)| k.dim(0))?;
+                let all = cross_rows.len() == n_src
+                    && cross_rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+                if all {
+                    self.cross = self.cross_src.clone();
+                    self.bias = self.bias_src.clone();
+                } else if !cross_rows.is_empty() {
+                    let idx = Tensor::from_slice(&cross_rows, cross_rows.len(), device)?;
+                    self.cross = self
+                        .cross_src
+                        .iter()
+                        .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
+                        .collect::<Result<_>>()?;
+                    self.bias = match &self.bias_src {
+                        Some(b) => Some(b.index_select(&idx, 0)?),
+                        None => None,
+                    };
+                }
+                self.cross_rows = cross_rows;
+                self.group = group;
+            }
+            self.row_src = row_src;
+        }
+        // positions >= pos are written before they are read: a reused buffer needs no zeroing
+        let mut cache = match self.spare.take() {
+            Some(c) if c.first().is_none_or(|l| l.k.dim(1).ok() == Some(n)) => c,
+            _ => self.alloc_cache(n)?,
+        };
+        if n > 0 && self.pos > 0 {
+            // copy only the filled positions into the fresh buffers
+            let idx = Tensor::from_slice(rows, n, device)?;
+            for (new, old) in cache.iter_mut().zip(&self.cache) {
+                new.k
+                    .slice_set(&old.k.narrow(0, 0, self.pos)?.index_select(&idx, 1)?, 0, 0)?;
+                new.v
+                    .slice_set(&old.v.narrow(0, 0, self.pos)?.index_select(&idx, 1)?, 0, 0)?;
+            }
+        }
+        self.spare = Some(std::mem::replace(&mut self.cache, cache));
+        self.rows = n;
+        Ok(())
     }
 
     fn rows(&self) -> usize {
@@ -552,13 +614,12 @@ impl IncrementalDecoder<'_> {
     }
 
     /// The decoder layers through candle tensors (GPU, or half precision on the CPU).
-    fn device_layers(
-        &self,
-        mut x: Tensor,
-        pos: usize,
-        self_bias: Option<&Tensor>,
-    ) -> Result<Tensor> {
+    fn device_layers(&self, mut x: Tensor, pos: usize) -> Result<Tensor> {
         let m = self.model;
+        let self_bias = match &self.rel_steps {
+            Some(r) => Some(r.narrow(3, self.max_len - 1 - pos, pos + 1)?),
+            None => None,
+        };
         for ((layer, cache), (ck, cv)) in m.decoder.layers.iter().zip(&self.cache).zip(&self.cross)
         {
             x = block(&x, &layer.self_norm, m.pre_norm, |h| {
@@ -581,7 +642,7 @@ impl IncrementalDecoder<'_> {
                         t.contiguous()?
                     })
                 };
-                att.attend(&q, &view(&cache.k)?, &view(&cache.v)?, self_bias)
+                att.attend(&q, &view(&cache.k)?, &view(&cache.v)?, self_bias.as_ref())
             })?;
             x = block(&x, &layer.cross_norm, m.pre_norm, |h| {
                 if self.group == 1 {
@@ -600,76 +661,6 @@ impl IncrementalDecoder<'_> {
             x = block(&x, &layer.ffn_norm, m.pre_norm, |h| layer.ffn.forward(h))?;
         }
         Ok(x)
-    }
-
-    fn select_rows_impl(&mut self, rows: &[u32]) -> Result<()> {
-        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= self.rows) {
-            return Err(ModelError::Input(format!(
-                "select_rows: row {bad} does not exist ({} rows)",
-                self.rows
-            )));
-        }
-        let identity =
-            rows.len() == self.rows && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
-        if identity {
-            return Ok(());
-        }
-        let n = rows.len();
-        let device = &self.model.device;
-        if let Some(host) = &mut self.host {
-            // rows read their source's cross K/V through `row_src`: nothing to gather
-            self.row_src = rows.iter().map(|&r| self.row_src[r as usize]).collect();
-            host.cache.select_rows(rows, self.pos);
-            self.rows = n;
-            return Ok(());
-        }
-        // Cross K/V and mask only change when the rows' sources change (not on a beam reorder
-        // within a source); they are re-gathered from the per-source originals.
-        let row_src: Vec<u32> = rows.iter().map(|&r| self.row_src[r as usize]).collect();
-        if row_src != self.row_src {
-            let (cross_rows, group) = groups(&row_src);
-            if cross_rows != self.cross_rows || group != self.group {
-                let n_src = self.cross_src.first().map_or(Ok(0), |(k, _)| k.dim(0))?;
-                let all = cross_rows.len() == n_src
-                    && cross_rows.iter().enumerate().all(|(i, &r)| r as usize == i);
-                if all {
-                    self.cross = self.cross_src.clone();
-                    self.bias = self.bias_src.clone();
-                } else if !cross_rows.is_empty() {
-                    let idx = Tensor::from_slice(&cross_rows, cross_rows.len(), device)?;
-                    self.cross = self
-                        .cross_src
-                        .iter()
-                        .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
-                        .collect::<Result<_>>()?;
-                    self.bias = match &self.bias_src {
-                        Some(b) => Some(b.index_select(&idx, 0)?),
-                        None => None,
-                    };
-                }
-                self.cross_rows = cross_rows;
-                self.group = group;
-            }
-            self.row_src = row_src;
-        }
-        // positions >= pos are written before they are read: a reused buffer needs no zeroing
-        let mut cache = match self.spare.take() {
-            Some(c) if c.first().is_none_or(|l| l.k.dim(1).ok() == Some(n)) => c,
-            _ => self.alloc_cache(n)?,
-        };
-        if n > 0 && self.pos > 0 {
-            // copy only the filled positions into the fresh buffers
-            let idx = Tensor::from_slice(rows, n, device)?;
-            for (new, old) in cache.iter_mut().zip(&self.cache) {
-                new.k
-                    .slice_set(&old.k.narrow(0, 0, self.pos)?.index_select(&idx, 1)?, 0, 0)?;
-                new.v
-                    .slice_set(&old.v.narrow(0, 0, self.pos)?.index_select(&idx, 1)?, 0, 0)?;
-            }
-        }
-        self.spare = Some(std::mem::replace(&mut self.cache, cache));
-        self.rows = n;
-        Ok(())
     }
 }
 
