@@ -8,54 +8,102 @@
 //! moved: `slots` holds, per row and position, which slot of that position holds the row's
 //! ancestor's keys and values; a reorder copies that small table only.
 
+use std::sync::{Arc, Mutex};
+
 use rayon::prelude::*;
 
 use super::layers::MASK_VALUE;
 use crate::simd::{axpy, dot, softmax_in_place};
 
+/// Buffers of finished decoders' caches, kept for the model's next search. Why: a fresh
+/// cache is first touched page by page on every search, and in a VM that hands freed memory
+/// back to the host each of those pages is faulted in and cleared again: 2-3% of an opus-mt
+/// beam-4 search. Holds at most one cache's buffers (the largest seen), which are also what
+/// the next search of that size needs at its peak.
+#[derive(Debug, Default)]
+pub struct CachePool(Mutex<Vec<Vec<f32>>>);
+
+impl CachePool {
+    /// A buffer of at least `len` floats: the shortest kept one that is long enough (its
+    /// contents are stale: callers read only what they wrote), else a new zeroed one.
+    fn take(&self, len: usize) -> Vec<f32> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let fit = (0..kept.len())
+            .filter(|&i| kept[i].len() >= len)
+            .min_by_key(|&i| kept[i].len());
+        match fit {
+            Some(i) => kept.swap_remove(i),
+            None => vec![0.0; len],
+        }
+    }
+
+    /// Keep `bufs`, then the `keep` longest of everything kept.
+    fn give(&self, bufs: impl IntoIterator<Item = Vec<f32>>, keep: usize) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.extend(bufs.into_iter().filter(|b| !b.is_empty()));
+        if kept.len() > keep {
+            kept.sort_by_key(|b| std::cmp::Reverse(b.len()));
+            kept.truncate(keep);
+        }
+    }
+}
+
 /// Self-attention K/V of every decoder layer, position-major `[max_len][cap][d]`: the rows of
-/// step `t` are written to slots `0..rows` of position `t`.
+/// step `t` are written to slots `0..rows` of position `t`. Buffers come from the model's
+/// [`CachePool`] at the first write (so `reserve` can still size them) and go back on drop.
 pub struct HostCache {
     max_len: usize,
     d: usize,
     cap: usize,
-    /// Per layer: keys, values.
+    layers: usize,
+    /// Per layer: keys, values; each at least `max_len * cap * d` long (empty until the
+    /// first write).
     kv: Vec<(Vec<f32>, Vec<f32>)>,
     /// `[rows][max_len]`: slot of position `t` for row `r` (valid for `t < pos`).
     slots: Vec<u32>,
     slots_next: Vec<u32>,
+    pool: Arc<CachePool>,
+}
+
+impl Drop for HostCache {
+    fn drop(&mut self) {
+        let bufs = std::mem::take(&mut self.kv)
+            .into_iter()
+            .flat_map(|(k, v)| [k, v]);
+        self.pool.give(bufs, 2 * self.layers);
+    }
 }
 
 impl HostCache {
-    pub fn new(layers: usize, max_len: usize, d: usize, rows: usize) -> Self {
-        let cap = rows.max(1);
+    pub fn new(layers: usize, max_len: usize, d: usize, rows: usize, pool: Arc<CachePool>) -> Self {
         Self {
             max_len,
             d,
-            cap,
-            kv: (0..layers)
-                .map(|_| (vec![0.0; max_len * cap * d], vec![0.0; max_len * cap * d]))
-                .collect(),
+            cap: rows.max(1),
+            layers,
+            kv: Vec::new(),
             slots: vec![0; rows * max_len],
             slots_next: Vec::new(),
+            pool,
         }
     }
 
     /// Room for `rows` rows from the start (before anything is written; later the rows
     /// still grow on demand in [`Self::select_rows`]).
     pub fn reserve(&mut self, rows: usize, pos: usize) {
-        if pos == 0 && rows > self.cap {
-            self.cap = rows;
-            let len = self.max_len * rows * self.d;
-            for (k, v) in &mut self.kv {
-                *k = vec![0.0; len];
-                *v = vec![0.0; len];
-            }
+        if pos == 0 && self.kv.is_empty() {
+            self.cap = self.cap.max(rows);
         }
     }
 
     /// Stores the keys and values (`[rows, d]`) of the rows' token at `pos`.
     pub fn write(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
+        if self.kv.is_empty() {
+            let len = self.max_len * self.cap * self.d;
+            self.kv = (0..self.layers)
+                .map(|_| (self.pool.take(len), self.pool.take(len)))
+                .collect();
+        }
         let rows = k.len() / self.d;
         debug_assert!(rows <= self.cap && v.len() == k.len());
         let at = pos * self.cap * self.d;
@@ -73,19 +121,23 @@ impl HostCache {
     pub fn select_rows(&mut self, parents: &[u32], pos: usize) {
         let n = parents.len();
         if n > self.cap {
-            // More rows than slots (beam search expanding its first step's rows): widen every
-            // filled position, keeping each slot's index.
+            // More rows than slots (beam search expanding its first step's rows without a
+            // reserve): widen every filled position, keeping each slot's index.
             let (old, cap, d) = (self.cap, n, self.d);
-            for (kc, vc) in &mut self.kv {
-                for buf in [kc, vc] {
-                    let mut wide = vec![0.0; self.max_len * cap * d];
-                    for t in 0..pos {
-                        wide[t * cap * d..(t * cap + old) * d]
-                            .copy_from_slice(&buf[t * old * d..(t + 1) * old * d]);
-                    }
-                    *buf = wide;
+            let (pool, keep, len) = (&self.pool, 2 * self.layers, self.max_len * cap * d);
+            let widen = |buf: Vec<f32>| {
+                let mut wide = pool.take(len);
+                for t in 0..pos {
+                    wide[t * cap * d..(t * cap + old) * d]
+                        .copy_from_slice(&buf[t * old * d..(t + 1) * old * d]);
                 }
-            }
+                pool.give([buf], keep);
+                wide
+            };
+            self.kv = std::mem::take(&mut self.kv)
+                .into_iter()
+                .map(|(k, v)| (widen(k), widen(v)))
+                .collect();
             self.cap = cap;
         }
         let ml = self.max_len;
@@ -305,14 +357,31 @@ mod tests {
     /// own ancestors' keys: checked against a per-row history kept explicitly.
     #[test]
     fn reorders_follow_ancestors() {
-        for reserve in [false, true] {
-            reorders_follow_ancestors_once(reserve);
+        // one pool: later runs get the earlier runs' buffers, stale contents and all
+        let pool = Arc::new(CachePool::default());
+        for reserve in [false, true, false, true] {
+            reorders_follow_ancestors_once(reserve, &pool);
+            // the dropped cache's keys and values (widened or reserved: 5 rows)
+            let kept = pool.0.lock().unwrap();
+            assert_eq!(kept.len(), 2);
+            assert!(kept.iter().all(|b| b.len() >= 6 * 5 * 16));
         }
     }
 
-    fn reorders_follow_ancestors_once(reserve: bool) {
+    #[test]
+    fn pool_keeps_one_cache_preferring_the_largest() {
+        let pool = CachePool::default();
+        pool.give([vec![0.0; 10], vec![0.0; 30]], 2);
+        pool.give([vec![0.0; 20], vec![]], 2);
+        assert_eq!(pool.take(15).len(), 20);
+        assert_eq!(pool.take(15).len(), 30);
+        // nothing long enough kept: a new buffer
+        assert_eq!(pool.take(15).len(), 15);
+    }
+
+    fn reorders_follow_ancestors_once(reserve: bool, pool: &Arc<CachePool>) {
         let (heads, d, ml) = (2, 16, 6);
-        let mut cache = HostCache::new(1, ml, d, 2);
+        let mut cache = HostCache::new(1, ml, d, 2, pool.clone());
         if reserve {
             cache.reserve(5, 0);
         }

@@ -152,24 +152,36 @@ impl PackedMatrix {
         }
         let panels = n.div_ceil(NR);
         let out_ptr = SendPtr(out.as_mut_ptr());
-        // Row blocks keep a slice of x in L2 while the panels stream past it.
-        let mc = row_block(self.k);
+        // Row blocks keep a slice of x in L2 while the panels stream past it; with a long k
+        // (AVX-512 only, which can carry partial sums) the slice is a k range, so a block
+        // still holds enough rows to reuse each streamed panel block well (a whole-k slice
+        // when all of x fits: a second pass would re-read the output).
+        let kco = if isa == Isa::Avx512 && m > row_block(self.k) {
+            self.k.min(KCO)
+        } else {
+            self.k
+        };
+        let mc = row_block(kco);
         let work = |p0: usize, p1: usize| {
             for r0 in (0..m).step_by(mc) {
                 let rows = mc.min(m - r0);
-                for p in p0..p1 {
-                    // SAFETY: each (row block, panel) writes a disjoint set of output elements
-                    // inside the [m, n] allocation; x has m * k elements.
-                    unsafe {
-                        self.panel(
-                            isa,
-                            x.as_ptr().add(r0 * self.k),
-                            rows,
-                            p,
-                            out_ptr.get().add(r0 * n),
-                            n,
-                        )
-                    };
+                for ko in (0..self.k).step_by(kco) {
+                    let ks = ko..(ko + kco).min(self.k);
+                    for p in p0..p1 {
+                        // SAFETY: each (row block, panel) writes a disjoint set of output
+                        // elements inside the [m, n] allocation; x has m * k elements.
+                        unsafe {
+                            self.panel(
+                                isa,
+                                x.as_ptr().add(r0 * self.k),
+                                rows,
+                                p,
+                                ks.clone(),
+                                out_ptr.get().add(r0 * n),
+                                n,
+                            )
+                        };
+                    }
                 }
             }
         };
@@ -194,17 +206,21 @@ impl PackedMatrix {
         out
     }
 
-    /// All `rows` rows of `x` (stride k) against panel `p`, written to `c` (stride ldc).
+    /// All `rows` rows of `x` (stride k) against panel `p` over the k range `ks`, written
+    /// to `c` (stride ldc): a range that starts at 0 overwrites `c`, a later one adds to it,
+    /// the one ending at k adds the bias. Only AVX-512 takes ranges shorter than k.
     ///
     /// # Safety
     /// `x` holds `rows * k` floats, `c` has room for `rows` rows of stride `ldc` covering the
     /// panel's columns.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn panel(
         &self,
         isa: Isa,
         x: *const f32,
         rows: usize,
         p: usize,
+        ks: std::ops::Range<usize>,
         c: *mut f32,
         ldc: usize,
     ) {
@@ -212,9 +228,9 @@ impl PackedMatrix {
         let b = self.panel_ptr(p);
         // The weights of a decoder step do not fit in cache: while this panel is computed,
         // the next one is prefetched, spread evenly over the row tiles and k steps.
-        let panel_bytes = k_bytes(self.k);
+        let panel_bytes = k_bytes(ks.len());
         let next = if (p + 1) * NR < self.n {
-            self.panel_ptr(p + 1) as *const u8
+            (self.panel_ptr(p + 1) as *const u8).add(k_bytes(ks.start))
         } else {
             std::ptr::null()
         };
@@ -227,12 +243,12 @@ impl PackedMatrix {
                 // k blocks of KC: a block of the panel (KC x 32 floats = 16 KiB) stays in L1
                 // while every row tile of the block runs over it.
                 let tiles = rows.div_ceil(8);
-                let kblocks = k.div_ceil(KC);
+                let kblocks = ks.len().div_ceil(KC);
                 let calls = tiles * kblocks;
                 let share = panel_bytes.div_ceil(calls);
                 let mut call = 0;
-                for kb in (0..k).step_by(KC) {
-                    let kc = KC.min(k - kb);
+                for kb in ks.clone().step_by(KC) {
+                    let kc = KC.min(ks.end - kb);
                     let stride = share.div_ceil(kc);
                     let flags = avx512::Flags {
                         first: kb == 0,
@@ -269,6 +285,7 @@ impl PackedMatrix {
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
+                debug_assert!(ks == (0..k));
                 for half in 0..2 {
                     let off = half * 16;
                     if off >= cols {
@@ -296,13 +313,19 @@ impl PackedMatrix {
                     }
                 }
             }
-            _ => portable_tile(k, x, rows, b, bias, c, ldc, cols),
+            _ => {
+                debug_assert!(ks == (0..k));
+                portable_tile(k, x, rows, b, bias, c, ldc, cols)
+            }
         }
     }
 }
 
-/// k per block of the AVX-512 path.
+/// k per block of the AVX-512 path: a block of a panel (KC x 32 floats) stays in L1.
 const KC: usize = 128;
+
+/// k per row block of the AVX-512 path when x does not fit in L2 whole.
+const KCO: usize = 512;
 
 /// Bytes of one packed panel.
 fn k_bytes(k: usize) -> usize {
@@ -536,6 +559,8 @@ mod tests {
             (9, 33, 64),
             (33, 70, 31),
             (17, 100, 130),
+            // more rows than one block holds at this k: k is split into ranges (AVX-512)
+            (200, 70, 600),
         ] {
             let x = data(m * k, 1);
             let w = data(n * k, 2);

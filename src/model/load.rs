@@ -293,6 +293,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
         lm_head,
         output_scale: None,
         device,
+        cache_pool: Default::default(),
     })
 }
 
@@ -399,6 +400,7 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
             None
         },
         device,
+        cache_pool: Default::default(),
     })
 }
 

@@ -1,10 +1,12 @@
 //! One encoder-decoder transformer for every family, assembled from the shared blocks; the
 //! family only decides which blocks are present (see `load.rs`).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
-use super::cpu_decode::{self, HostCache};
+use super::cpu_decode::{self, CachePool, HostCache};
 use super::layers::{
     causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
 };
@@ -72,6 +74,8 @@ pub struct Transformer {
     /// T5 v1.0 tied head: d_model^-0.5.
     pub output_scale: Option<f64>,
     pub device: Device,
+    /// The last CPU search's self-attention cache buffers, for the next one.
+    pub cache_pool: Arc<CachePool>,
 }
 
 fn block(
@@ -378,7 +382,13 @@ impl<'a> IncrementalDecoder<'a> {
                 None => None,
             };
             Some(HostDecode {
-                cache: HostCache::new(model.decoder.layers.len(), max_len, inner, b),
+                cache: HostCache::new(
+                    model.decoder.layers.len(),
+                    max_len,
+                    inner,
+                    b,
+                    model.cache_pool.clone(),
+                ),
                 mask,
                 rel,
             })
