@@ -79,7 +79,10 @@ pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
 fn open_cuda(name: &str, ordinal: usize) -> Result<Device, DeviceError> {
     Device::new_cuda(ordinal).map_err(|e| DeviceError::Cuda {
         device: name.to_string(),
-        msg: format!("{e} (needs an NVIDIA GPU, its driver and the CUDA 12 libraries)"),
+        msg: format!(
+            "{e} (needs an NVIDIA GPU, its driver and the CUDA runtime libraries this build \
+             links: CUDA 13, or 12 when built with TOMTAT_CUDA_MAJOR=12)"
+        ),
     })
 }
 
