@@ -152,7 +152,10 @@ pub(crate) fn log_softmax_shift_portable(scores: &[f32]) -> f32 {
 /// Softmax of every `width`-wide row of `x` (attention scores), rows in parallel: the row's
 /// max, e^(x - max) summed in 8 lanes, times 1 / sum.
 pub fn softmax_rows(x: &[f32], width: usize) -> Vec<f32> {
-    map_rows(x, width, softmax_row)
+    map_rows(x, width, |x, out| {
+        out.copy_from_slice(x);
+        softmax_in_place(out)
+    })
 }
 
 /// `f(row, out_row)` for every `width`-wide row of `x`, rows in parallel (tasks of ~16K
@@ -171,34 +174,6 @@ fn map_rows(x: &[f32], width: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> V
             }
         });
     out
-}
-
-fn softmax_row(x: &[f32], out: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut done = 0;
-    let mut sums = [0f32; 8];
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: AVX2 is present (checked once).
-        done = unsafe { avx2::exp_shifted(x, max, out, &mut sums) };
-    }
-    let mut chunks = x[done..].chunks_exact(8);
-    let mut ochunks = out[done..].chunks_exact_mut(8);
-    for (c, o) in (&mut chunks).zip(&mut ochunks) {
-        for j in 0..8 {
-            o[j] = exp(c[j] - max);
-            sums[j] += o[j];
-        }
-    }
-    let mut tail = 0f32;
-    for (o, &x) in ochunks.into_remainder().iter_mut().zip(chunks.remainder()) {
-        *o = exp(x - max);
-        tail += *o;
-    }
-    let inv = 1.0 / (sums.iter().sum::<f32>() + tail);
-    for o in out.iter_mut() {
-        *o *= inv;
-    }
 }
 
 /// Sum with 8 partial sums (vectorizes).
@@ -238,16 +213,32 @@ pub fn norm_rows(x: &[f32], d: usize, weight: &[f32], bias: Option<&[f32]>, eps:
     })
 }
 
-/// In-place softmax of a short row (attention scores): max, e^(x - max), divide by the sum.
-/// Inlined so that inside an AVX2 function the exp loop vectorizes.
+/// In-place softmax of one row: max, e^(x - max) summed in 8 lanes, times 1 / sum. The
+/// crate's one softmax: encoder attention rows ([`softmax_rows`]) and the decoder step's
+/// attention (inlined there, so its max and scaling loops vectorize inside AVX2 code too).
 #[inline(always)]
 pub fn softmax_in_place(s: &mut [f32]) {
     let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    for x in s.iter_mut() {
-        *x = exp(*x - max);
+    let mut done = 0;
+    let mut sums = [0f32; 8];
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 is present (checked once).
+        done = unsafe { avx2::exp_shifted(s, max, &mut sums) };
     }
-    let sum: f32 = s.iter().sum();
-    let inv = 1.0 / sum;
+    let mut chunks = s[done..].chunks_exact_mut(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            c[j] = exp(c[j] - max);
+            sums[j] += c[j];
+        }
+    }
+    let mut tail = 0f32;
+    for x in chunks.into_remainder() {
+        *x = exp(*x - max);
+        tail += *x;
+    }
+    let inv = 1.0 / (sums.iter().sum::<f32>() + tail);
     for x in s.iter_mut() {
         *x *= inv;
     }
@@ -431,16 +422,17 @@ pub(crate) mod avx2 {
         }
     }
 
-    /// `out = e^(x - max)` over whole blocks of 8, summed into `sums` by lane; returns how
+    /// `x = e^(x - max)` over whole blocks of 8, summed into `sums` by lane; returns how
     /// many elements were done.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn exp_shifted(x: &[f32], max: f32, out: &mut [f32], sums: &mut [f32; 8]) -> usize {
-        let n8 = x.len().min(out.len()) / 8 * 8;
+    pub unsafe fn exp_shifted(x: &mut [f32], max: f32, sums: &mut [f32; 8]) -> usize {
+        let n8 = x.len() / 8 * 8;
         let vmax = c(max);
         let mut acc = _mm256_loadu_ps(sums.as_ptr());
         for i in (0..n8).step_by(8) {
-            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i)), vmax));
-            _mm256_storeu_ps(out.as_mut_ptr().add(i), e);
+            let p = x.as_mut_ptr().add(i);
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), vmax));
+            _mm256_storeu_ps(p, e);
             acc = _mm256_add_ps(acc, e);
         }
         _mm256_storeu_ps(sums.as_mut_ptr(), acc);
@@ -626,11 +618,22 @@ mod tests {
         for ((y, a), b) in y.iter().zip(&a).zip(&b) {
             assert_eq!(*y, b + 0.5 * a);
         }
-        let mut s1 = rows(7, 37, 5.0);
-        let mut s2 = s1.clone();
-        softmax_in_place(&mut s1);
-        softmax_in_place(&mut s2);
-        assert_eq!(s1, s2);
-        assert!((s1.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        // softmax: the AVX2 blocks give what the portable loop gives, bit for bit
+        for len in [1usize, 7, 8, 9, 37, 512] {
+            let x = rows(7 + len as u64, len, 5.0);
+            let mut got = x.clone();
+            softmax_in_place(&mut got);
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut want: Vec<f32> = x.iter().map(|&v| exp(v - max)).collect();
+            let mut sums = [0f32; 8];
+            let n8 = len / 8 * 8;
+            for (i, &e) in want[..n8].iter().enumerate() {
+                sums[i % 8] += e;
+            }
+            let inv = 1.0 / (sums.iter().sum::<f32>() + want[n8..].iter().sum::<f32>());
+            want.iter_mut().for_each(|e| *e *= inv);
+            assert_eq!(got, want, "len {len}");
+            assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
     }
 }
