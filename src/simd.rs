@@ -2,8 +2,9 @@
 //! (log-softmax). Each function has a portable version and an AVX2+FMA one that performs
 //! the same operations in the same order (the exp's fused multiply-adds are `mul_add` in
 //! the portable code: exactly rounded either way), so both give bit-identical results and
-//! the choice of path never changes an output. Why by hand: the crate is built for generic x86-64, where these loops only vectorize to SSE2,
-//! and libm's scalar `expf` / `erff` were the largest costs after the matrix products.
+//! the choice of path never changes an output. Why by hand: the crate is built for generic
+//! x86-64, where these loops only vectorize to SSE2, and libm's scalar `expf` / `erff` were
+//! the largest costs after the matrix products.
 
 use rayon::prelude::*;
 
@@ -462,6 +463,21 @@ mod tests {
         test_values(seed, n, scale)
     }
 
+    /// [`softmax_in_place`]'s operations written out without AVX2: e^(x - max), whole blocks
+    /// of 8 summed by lane, the tail apart, times 1 / sum.
+    fn softmax_portable(x: &[f32]) -> Vec<f32> {
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut out: Vec<f32> = x.iter().map(|&v| exp(v - max)).collect();
+        let n8 = x.len() / 8 * 8;
+        let mut sums = [0f32; 8];
+        for (i, &e) in out[..n8].iter().enumerate() {
+            sums[i % 8] += e;
+        }
+        let inv = 1.0 / (sums.iter().sum::<f32>() + out[n8..].iter().sum::<f32>());
+        out.iter_mut().for_each(|e| *e *= inv);
+        out
+    }
+
     /// Both paths bit-identical; within 1e-6 * max(1, |x|) of candle's kernels (libm's
     /// expf / erff), which they replace.
     #[test]
@@ -513,21 +529,11 @@ mod tests {
                 );
             }
             // the portable path gives the same bits
-            let mut portable = vec![0f32; width];
-            let max = x[..width].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = [0f32; 8];
-            let mut tail = 0f32;
-            for (j, (o, &v)) in portable.iter_mut().zip(&x[..width]).enumerate() {
-                *o = exp(v - max);
-                if j < width / 8 * 8 {
-                    sum[j % 8] += *o;
-                } else {
-                    tail += *o;
-                }
-            }
-            let inv = 1.0 / (sum.iter().sum::<f32>() + tail);
-            portable.iter_mut().for_each(|o| *o *= inv);
-            assert_eq!(&got[..width], &portable[..], "width {width}");
+            assert_eq!(
+                &got[..width],
+                &softmax_portable(&x[..width])[..],
+                "width {width}"
+            );
         }
     }
 
@@ -623,16 +629,7 @@ mod tests {
             let x = rows(7 + len as u64, len, 5.0);
             let mut got = x.clone();
             softmax_in_place(&mut got);
-            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut want: Vec<f32> = x.iter().map(|&v| exp(v - max)).collect();
-            let mut sums = [0f32; 8];
-            let n8 = len / 8 * 8;
-            for (i, &e) in want[..n8].iter().enumerate() {
-                sums[i % 8] += e;
-            }
-            let inv = 1.0 / (sums.iter().sum::<f32>() + want[n8..].iter().sum::<f32>());
-            want.iter_mut().for_each(|e| *e *= inv);
-            assert_eq!(got, want, "len {len}");
+            assert_eq!(got, softmax_portable(&x), "len {len}");
             assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
     }

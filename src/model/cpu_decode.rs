@@ -88,10 +88,10 @@ impl HostCache {
         }
     }
 
-    /// Room for `rows` rows from the start (before anything is written; later the rows
-    /// still grow on demand in [`Self::select_rows`]).
-    pub fn reserve(&mut self, rows: usize, pos: usize) {
-        if pos == 0 && self.kv.is_empty() {
+    /// Room for `rows` rows from the start (before anything is written, i.e. before the
+    /// buffers exist; later the rows still grow on demand in [`Self::select_rows`]).
+    pub fn reserve(&mut self, rows: usize) {
+        if self.kv.is_empty() {
             self.cap = self.cap.max(rows);
         }
     }
@@ -383,7 +383,7 @@ mod tests {
         let (heads, d, ml) = (2, 16, 6);
         let mut cache = HostCache::new(1, ml, d, 2, pool.clone());
         if reserve {
-            cache.reserve(5, 0);
+            cache.reserve(5);
         }
         // history[r] = the (k, v) rows of row r's ancestors, position by position
         let mut hist: Vec<Vec<(Vec<f32>, Vec<f32>)>> = vec![vec![]; 2];

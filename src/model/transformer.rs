@@ -556,7 +556,7 @@ impl DecoderState for IncrementalDecoder<'_> {
 
     fn reserve_rows(&mut self, rows: usize) {
         if let Some(host) = &mut self.host {
-            host.cache.reserve(rows, self.pos);
+            host.cache.reserve(rows);
         }
     }
 }
