@@ -15,6 +15,7 @@ pub(crate) struct Lexicon {
     pub starters: HashSet<&'static str>,
     pub units: HashSet<&'static str>,
     pub honorifics: HashSet<&'static str>,
+    pub non_final: HashSet<&'static str>,
 }
 
 /// Built on first use; every later lookup is a hash probe.
@@ -47,6 +48,7 @@ impl Lexicon {
                 Some("starters") => &mut lex.starters,
                 Some("units") => &mut lex.units,
                 Some("honorifics") => &mut lex.honorifics,
+                Some("non-final") => &mut lex.non_final,
                 other => {
                     problems.push(format!("line {}: entry in section {other:?}", no + 1));
                     continue;
@@ -75,6 +77,7 @@ mod tests {
         assert!(lex.ambiguous.contains("U.S"));
         assert!(lex.starters.contains("Theo") && lex.starters.contains("The"));
         assert!(lex.honorifics.contains("ông") && lex.units.contains("Hz"));
+        assert!(lex.non_final.contains("và") && lex.non_final.contains("của"));
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //!   initial ("U.S.", "Th.", "Nguyễn Văn T.", "ông H."): only before a sentence starter
 //!   ("Theo", "Ông", "The"), and never before another initial or "(" ("Đ. N.A", "T. (35
 //!   tuổi)"); after anything else (words, numbers, URLs, acronyms, "độ C."): unless the next
-//!   word is lowercase;
+//!   word is lowercase, where a Vietnamese syllable that is neither an honorific nor a
+//!   function word ("con. thỉnh thoảng" no, "bận. thỉnh thoảng" yes) still ends it;
 //! * an opening quote right after the whitespace counts as a capital after `?` `!`, an
 //!   ellipsis and an ordinary `.`, since quoted speech may start lowercase
 //!   (`... nói. "bắt kiểu này..."`).
@@ -417,6 +418,49 @@ fn is_consonant_cluster(s: &str) -> bool {
     has_lower
 }
 
+/// Whether a period after `token` ends the sentence even before a lowercase word: the token
+/// is one Vietnamese syllable ("Melbourne" is not, nor "abbr", "emerg", "tr", "kg") that is
+/// neither an honorific (a redacted or dropped name may follow: "anh. tâm sự") nor a function
+/// word that needs a continuation ("nghèo nên. phải"). Transcripts and scraped news run
+/// sentences on in lowercase ("... có ý nghĩa. còn nếu bạn ..."); abbreviations that are
+/// syllables ("tr." is not) are in the lexicon and never reach this test.
+fn ends_clause(token: &str) -> bool {
+    let t = token.trim_end_matches(is_closer);
+    let lex = &*LEXICON;
+    is_vietnamese_syllable(t)
+        && !lex.honorifics.contains(t)
+        && !lex.non_final.contains(t.to_lowercase().as_str())
+}
+
+/// Vietnamese phonotactics on letters, tone marks ignored: an optional onset, one to three
+/// vowel letters (glides included: "oa", "uyê", "ươi"), an optional final consonant. Only
+/// the first letter may be a capital; two letters at least (single letters are initials).
+fn is_vietnamese_syllable(t: &str) -> bool {
+    // "gi" + vowel also parses as "g" + a nucleus starting with "i"; "q" takes its "u" as a glide
+    const ONSETS: [&str; 28] = [
+        "", "b", "c", "ch", "d", "đ", "g", "gh", "gi", "h", "k", "kh", "l", "m", "n", "ng", "ngh",
+        "nh", "p", "ph", "q", "r", "s", "t", "th", "tr", "v", "x",
+    ];
+    const CODAS: [&str; 9] = ["", "c", "ch", "m", "n", "ng", "nh", "p", "t"];
+    if t.chars().count() < 2 || t.chars().skip(1).any(char::is_uppercase) {
+        return false;
+    }
+    let lower = t.to_lowercase();
+    let is_consonant = |c: char| c == 'đ' || (c.is_ascii_lowercase() && !"aeiouy".contains(c));
+    // in NFC text every non-ASCII Vietnamese letter but "đ" is a vowel with its marks
+    let is_vowel =
+        |c: char| "aeiouy".contains(c) || (!c.is_ascii() && c.is_alphabetic() && c != 'đ');
+    let onset_end = lower
+        .find(|c: char| !is_consonant(c))
+        .unwrap_or(lower.len());
+    let rest = &lower[onset_end..];
+    let nucleus_end = rest.find(|c: char| !is_vowel(c)).unwrap_or(rest.len());
+    let (nucleus, coda) = rest.split_at(nucleus_end);
+    ONSETS.contains(&&lower[..onset_end])
+        && (1..=3).contains(&nucleus.chars().count())
+        && CODAS.contains(&coda)
+}
+
 /// "1", "12", "a", "B", "IV": list numbering that cannot be a sentence on its own.
 fn is_enumerator(token: &str) -> bool {
     let t = token.trim_end_matches('.');
@@ -482,7 +526,7 @@ fn is_boundary(
                 Abbrev::Ambiguous => {
                     next.class == Next::Upper && LEXICON.starters.contains(next.word)
                 }
-                Abbrev::None => next.class != Next::Lower || capital_or_quote,
+                Abbrev::None => next.class != Next::Lower || capital_or_quote || ends_clause(token),
             }
         }
     }
@@ -771,6 +815,49 @@ mod tests {
             "Apple ra mắt. iPhone mới rất đắt.",
             &["Apple ra mắt.", "iPhone mới rất đắt."],
         );
+    }
+
+    #[test]
+    fn lowercase_run_on_after_a_syllable_is_a_boundary() {
+        check(
+            "Bà luôn rất bận. thỉnh thoảng, tôi đến thăm bà.",
+            &["Bà luôn rất bận.", "thỉnh thoảng, tôi đến thăm bà."],
+        );
+        check(
+            "Tôi về Hà Nội. và rồi mọi thứ thay đổi.",
+            &["Tôi về Hà Nội.", "và rồi mọi thứ thay đổi."],
+        );
+        // not after a function word, an honorific, a non-syllable or an English word
+        for text in [
+            "Vì quá nghèo nên. phải đi làm thuê.",
+            "Trường hợp của anh. ở ấp Phước Lộc.",
+            "Cô ấy sống ở Melbourne. tôi thì không.",
+            "And the emerg. staff pulled out all the stops.",
+        ] {
+            check(text, &[text]);
+        }
+    }
+
+    #[test]
+    fn vietnamese_syllables() {
+        for w in [
+            "thuyền", "nghiêng", "quốc", "giữa", "Hà", "xoong", "khuya", "ươn",
+        ] {
+            assert!(is_vietnamese_syllable(w), "{w}");
+        }
+        for w in [
+            "abbr",
+            "emerg",
+            "kg",
+            "tr",
+            "Melbourne",
+            "iPhone",
+            "HCM",
+            "a",
+            "2000",
+        ] {
+            assert!(!is_vietnamese_syllable(w), "{w}");
+        }
     }
 
     #[test]
