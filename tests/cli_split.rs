@@ -117,3 +117,42 @@ fn help_mentions_examples() {
     let out = tomtat().args(["split", "--bogus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The CNN/DailyMail sample as its dataset ships it: a CSV with a pandas index column, the
+/// article in `article`, multi-line quoted `highlights`.
+#[test]
+fn csv_input_reads_the_cnndm_sample() {
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/cnndm/cnndm-100.csv"
+    );
+    let out = tomtat()
+        .args(["split", csv, "--text-field", "article"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let recs: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 100);
+    let ids: std::collections::HashSet<&str> =
+        recs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 100, "ids come from the id column");
+    assert!(ids.iter().all(|id| id.len() == 40), "{ids:?}");
+    for r in &recs {
+        assert!(r["highlights"].as_str().is_some_and(|h| !h.is_empty()));
+        assert!(r["paragraphs"][0].as_array().is_some_and(|p| p.len() > 1));
+        assert!(r.get("").is_none(), "the unnamed index column is dropped");
+    }
+    // without --text-field: one error naming the columns, exit 1
+    let out = tomtat().args(["split", csv]).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no column \"text\" in the CSV header (columns: id, article, highlights)"),
+        "{stderr}"
+    );
+}

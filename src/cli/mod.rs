@@ -34,8 +34,9 @@ brief of each, with open seq2seq models from the Hugging Face Hub, on CPU or GPU
     after_help = "Examples:\n  \
 tomtat split articles/ --format lines\n  \
 cat news.jsonl | tomtat split - --output sentences.jsonl\n\n\
-Inputs everywhere: a .txt file (one article, id = file stem), a directory of .txt/.jsonl \
-files, a .jsonl file ({\"id\", \"text\", ...} a line), or - for stdin."
+Inputs everywhere: a .txt file (one article, id = file stem), a .jsonl file ({\"id\", \
+\"text\", ...} a line), a .csv/.tsv file with a header row (a row an article: the text column, \
+id if present), a directory of those, or - for stdin (JSONL or plain text)."
 )]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace).

@@ -21,7 +21,7 @@ pub const DEFAULT_VI_SUMMARIZER: &str = "vit5-base-vietnews-summarization";
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Input files, directories or - for stdin (.txt, .jsonl {"id","text",...}).
+    /// Input files, directories or - for stdin (.txt, .jsonl {"id","text",...}, .csv/.tsv).
     #[arg(value_name = "INPUT", default_value = "-")]
     pub inputs: Vec<String>,
     /// Write JSONL records here instead of stdout.
@@ -88,7 +88,7 @@ pub struct RunArgs {
     /// Refuse articles larger than this many bytes (never truncated).
     #[arg(long, value_name = "BYTES", default_value_t = io::DEFAULT_MAX_ARTICLE_BYTES)]
     pub max_article_bytes: usize,
-    /// JSONL field with the article text (a string, or an array of sentence strings).
+    /// JSONL field (a string, or an array of sentence strings) or CSV column with the text.
     #[arg(long, value_name = "NAME", default_value = "text")]
     pub text_field: String,
 }

@@ -29,7 +29,7 @@ pub struct SplitArgs {
     /// Refuse articles larger than this many bytes (never truncated).
     #[arg(long, value_name = "BYTES", default_value_t = io::DEFAULT_MAX_ARTICLE_BYTES)]
     pub max_article_bytes: usize,
-    /// JSONL field with the article text (a string, or an array of sentence strings).
+    /// JSONL field (a string, or an array of sentence strings) or CSV column with the text.
     #[arg(long, value_name = "NAME", default_value = "text")]
     pub text_field: String,
 }

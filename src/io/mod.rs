@@ -1,9 +1,11 @@
 //! Reading articles and writing records, shared by every command.
 //!
 //! Inputs: a `.txt` file (one article, id = file stem), a `.jsonl` file (one
-//! `{"id", "text", ...}` object a line, other fields passed through), a directory of those
-//! (walked recursively, in sorted order), or `-` for stdin (JSONL if it starts with `{`, else
-//! one plain-text article). Text is normalized to NFC on the way in.
+//! `{"id", "text", ...}` object a line, other fields passed through), a `.csv` / `.tsv` file
+//! with a header row (one article a row: the `text` column, `id` when there is one, other
+//! named columns passed through as strings), a directory of those (walked recursively, in
+//! sorted order), or `-` for stdin (JSONL if it starts with `{`, else one plain-text
+//! article). Text is normalized to NFC on the way in.
 //!
 //! Bad input never takes other documents down: every document comes out of [`Documents`] as
 //! its own `Result`, and an error names the document (file, line) and the problem.
@@ -35,7 +37,9 @@ pub enum InputError {
     },
     #[error("{doc}: malformed JSON line: {msg}")]
     Json { doc: String, msg: String },
-    #[error("{0}: not a .txt or .jsonl file")]
+    #[error("{doc}: {msg}")]
+    Csv { doc: String, msg: String },
+    #[error("{0}: not a .txt, .jsonl, .csv or .tsv file")]
     UnknownKind(String),
 }
 
@@ -48,7 +52,8 @@ impl InputError {
             InputError::InvalidUtf8 { doc, .. }
             | InputError::Empty { doc }
             | InputError::TooLarge { doc, .. }
-            | InputError::Json { doc, .. } => doc,
+            | InputError::Json { doc, .. }
+            | InputError::Csv { doc, .. } => doc,
         }
     }
 }
@@ -66,8 +71,8 @@ pub struct Document {
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     pub max_article_bytes: usize,
-    /// JSONL field holding the article: a string, or an array of strings (sentences,
-    /// joined with spaces).
+    /// JSONL field (or CSV column) holding the article: a string, or an array of strings
+    /// (sentences, joined with spaces).
     pub text_field: String,
 }
 
@@ -83,13 +88,15 @@ impl Default for ReadOptions {
 enum Source {
     Txt(PathBuf),
     Jsonl(PathBuf),
+    /// A delimited file with a header row: the path and its delimiter.
+    Csv(PathBuf, u8),
     Stdin,
     Bad(InputError),
 }
 
 /// Expand the user's input arguments into sources, in order. Directories are walked
 /// recursively in sorted order; files of other kinds inside a directory are skipped, but a
-/// file named explicitly must be `.txt` or `.jsonl`.
+/// file named explicitly must be one of the kinds [`classify`] knows.
 fn expand(inputs: &[String]) -> Vec<Source> {
     let mut out = Vec::new();
     for inp in inputs {
@@ -115,6 +122,8 @@ fn classify(p: &Path) -> Option<Source> {
     match p.extension().and_then(|e| e.to_str()) {
         Some("txt") => Some(Source::Txt(p.to_path_buf())),
         Some("jsonl") | Some("ndjson") => Some(Source::Jsonl(p.to_path_buf())),
+        Some("csv") => Some(Source::Csv(p.to_path_buf(), b',')),
+        Some("tsv") => Some(Source::Csv(p.to_path_buf(), b'\t')),
         _ => None,
     }
 }
@@ -143,8 +152,23 @@ fn walk_dir(dir: &Path, out: &mut Vec<Source>) {
 /// Iterator over all documents of the inputs, each a `Result` of its own.
 pub struct Documents {
     sources: std::vec::IntoIter<Source>,
-    current: Option<JsonlReader>,
+    current: Option<Records>,
     opts: ReadOptions,
+}
+
+/// A source that holds many documents, read one at a time.
+enum Records {
+    Jsonl(JsonlReader),
+    Csv(CsvReader),
+}
+
+impl Records {
+    fn next_doc(&mut self, opts: &ReadOptions) -> Option<Result<Document, InputError>> {
+        match self {
+            Records::Jsonl(r) => r.next_doc(opts),
+            Records::Csv(r) => r.next_doc(opts),
+        }
+    }
 }
 
 /// Open the inputs for reading. Never fails as a whole: a missing path is an error item.
@@ -172,10 +196,25 @@ impl Iterator for Documents {
                 Source::Txt(p) => return Some(read_txt(&p, &self.opts)),
                 Source::Jsonl(p) => match File::open(&p) {
                     Ok(f) => {
-                        self.current = Some(JsonlReader::new(
+                        self.current = Some(Records::Jsonl(JsonlReader::new(
                             Box::new(BufReader::new(f)),
                             p.display().to_string(),
-                        ))
+                        )))
+                    }
+                    Err(err) => {
+                        return Some(Err(InputError::Read {
+                            source_name: p.display().to_string(),
+                            err,
+                        }))
+                    }
+                },
+                Source::Csv(p, delimiter) => match File::open(&p) {
+                    Ok(f) => {
+                        self.current = Some(Records::Csv(CsvReader::new(
+                            Box::new(f),
+                            delimiter,
+                            p.display().to_string(),
+                        )))
                     }
                     Err(err) => {
                         return Some(Err(InputError::Read {
@@ -194,10 +233,10 @@ impl Iterator for Documents {
                     }
                     let first = buf.iter().find(|b| !b.is_ascii_whitespace()).copied();
                     if first == Some(b'{') {
-                        self.current = Some(JsonlReader::new(
+                        self.current = Some(Records::Jsonl(JsonlReader::new(
                             Box::new(io::Cursor::new(buf)),
                             "<stdin>".into(),
-                        ));
+                        )));
                     } else {
                         return Some(text_document("stdin".into(), "<stdin>", buf, &self.opts));
                     }
@@ -378,6 +417,157 @@ fn parse_record(line: &[u8], doc: String, opts: &ReadOptions) -> Result<Document
     finish(id, &name, text, obj)
 }
 
+/// Rows of a delimited file with a header: a row is one article. The header is read first;
+/// without the text column the file is one error (every row would fail the same way). A bad
+/// row (wrong field count, invalid UTF-8, empty or huge text) is an error of its own, named
+/// by its line, and reading goes on with the next row.
+struct CsvReader {
+    rows: csv::Reader<Box<dyn Read + Send>>,
+    name: String,
+    /// Column names, index of the text column, of `id` (when present); `None` before the
+    /// header is read.
+    columns: Option<(Vec<String>, usize, Option<usize>)>,
+    done: bool,
+    record: csv::ByteRecord,
+}
+
+impl CsvReader {
+    fn new(reader: Box<dyn Read + Send>, delimiter: u8, name: String) -> Self {
+        let rows = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(true)
+            .from_reader(reader);
+        CsvReader {
+            rows,
+            name,
+            columns: None,
+            done: false,
+            record: csv::ByteRecord::new(),
+        }
+    }
+
+    fn header(&mut self, opts: &ReadOptions) -> Result<(), InputError> {
+        let doc = format!("{}:1", self.name);
+        let header = self.rows.byte_headers().map_err(|e| InputError::Csv {
+            doc: doc.clone(),
+            msg: format!("malformed CSV header: {e}"),
+        })?;
+        let mut names = Vec::with_capacity(header.len());
+        for field in header {
+            names.push(utf8_field(field, &doc)?.trim().to_string());
+        }
+        let field = opts.text_field.as_str();
+        let Some(text) = names.iter().position(|n| n == field) else {
+            let shown: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !n.is_empty())
+                .collect();
+            return Err(InputError::Csv {
+                doc,
+                msg: format!(
+                    "no column \"{field}\" in the CSV header (columns: {}); choose one with --text-field",
+                    shown.join(", ")
+                ),
+            });
+        };
+        let id = names.iter().position(|n| n == "id");
+        self.columns = Some((names, text, id));
+        Ok(())
+    }
+
+    fn next_doc(&mut self, opts: &ReadOptions) -> Option<Result<Document, InputError>> {
+        if self.done {
+            return None;
+        }
+        if self.columns.is_none() {
+            if let Err(e) = self.header(opts) {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        match self.rows.read_byte_record(&mut self.record) {
+            Ok(false) => {
+                self.done = true;
+                return None;
+            }
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, csv::Position::line);
+                // a row of the wrong length is skipped; an I/O error ends the file
+                let msg = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!("malformed CSV row: {len} fields, the header has {expected_len}"),
+                    _ => {
+                        self.done = true;
+                        format!("malformed CSV: {e}")
+                    }
+                };
+                return Some(Err(InputError::Csv {
+                    doc: format!("{}:{line}", self.name),
+                    msg,
+                }));
+            }
+        }
+        let line = self.record.position().map_or(0, csv::Position::line);
+        let doc = format!("{}:{line}", self.name);
+        let (names, text_col, id_col) = self.columns.as_ref().expect("header read above");
+        Some(row_document(
+            &self.record,
+            names,
+            *text_col,
+            *id_col,
+            doc,
+            opts,
+        ))
+    }
+}
+
+/// One CSV row as a document: `id` (or the row's `file:line`), the text column, and every
+/// other named column as a string field (an unnamed one, such as a pandas index, is dropped).
+fn row_document(
+    record: &csv::ByteRecord,
+    names: &[String],
+    text_col: usize,
+    id_col: Option<usize>,
+    doc: String,
+    opts: &ReadOptions,
+) -> Result<Document, InputError> {
+    let id = match id_col.map(|i| utf8_field(&record[i], &doc)).transpose()? {
+        Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => doc.clone(),
+    };
+    let name = format!("{doc} (id {id})");
+    let raw = &record[text_col];
+    if raw.len() > opts.max_article_bytes {
+        return Err(InputError::TooLarge {
+            doc: name,
+            bytes: raw.len(),
+            limit: opts.max_article_bytes,
+        });
+    }
+    let text = utf8_field(raw, &name)?.to_string();
+    let mut extra = Map::new();
+    for (i, col) in names.iter().enumerate() {
+        if i == text_col || Some(i) == id_col || col.is_empty() {
+            continue;
+        }
+        extra.insert(
+            col.clone(),
+            Value::String(utf8_field(&record[i], &name)?.to_string()),
+        );
+    }
+    finish(id, &name, text, extra)
+}
+
+fn utf8_field<'a>(field: &'a [u8], doc: &str) -> Result<&'a str, InputError> {
+    std::str::from_utf8(field).map_err(|e| InputError::InvalidUtf8 {
+        doc: doc.to_string(),
+        offset: e.valid_up_to(),
+    })
+}
+
 /// Writes JSON Lines records to stdout or a file.
 pub struct JsonlWriter {
     out: Box<dyn Write + Send>,
@@ -450,6 +640,73 @@ mod tests {
         let b = r.next_doc(&opts()).unwrap().unwrap();
         assert_eq!(b.id, "b");
         assert!(r.next_doc(&opts()).is_none());
+    }
+
+    fn csv(data: &[u8], delimiter: u8) -> CsvReader {
+        CsvReader::new(
+            Box::new(io::Cursor::new(data.to_vec())),
+            delimiter,
+            "f.csv".into(),
+        )
+    }
+
+    #[test]
+    fn csv_rows_are_documents_and_bad_rows_errors_of_their_own() {
+        // a pandas index column (no name), a quoted field with a comma and a newline
+        let data = b",id,article,highlights\n\
+0,a1,\"Mot, hai.\nBa.\",h1\n\
+1,a2,\"\",h2\n\
+2,a3,x,h3,extra\n\
+3,,\"Khong id.\",h4\n\
+4,a5,\"bad \xff\",h5\n\
+5,a6,Cuoi.,h6\n";
+        let o = ReadOptions {
+            text_field: "article".into(),
+            ..ReadOptions::default()
+        };
+        let mut r = csv(data, b',');
+        let a = r.next_doc(&o).unwrap().unwrap();
+        assert_eq!((a.id.as_str(), a.text.as_str()), ("a1", "Mot, hai.\nBa."));
+        assert_eq!(a.extra.len(), 1, "unnamed column dropped: {:?}", a.extra);
+        assert_eq!(a.extra.get("highlights"), Some(&Value::String("h1".into())));
+        let e = r.next_doc(&o).unwrap().unwrap_err();
+        assert_eq!(e.to_string(), "f.csv:4 (id a2): empty article (no text)");
+        let e = r.next_doc(&o).unwrap().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv:5: malformed CSV row: 5 fields, the header has 4"
+        );
+        let c = r.next_doc(&o).unwrap().unwrap();
+        assert_eq!(c.id, "f.csv:6", "no id: the row names itself");
+        let e = r.next_doc(&o).unwrap().unwrap_err();
+        assert!(
+            e.to_string().starts_with("f.csv:7 (id a5): invalid UTF-8"),
+            "{e}"
+        );
+        assert_eq!(r.next_doc(&o).unwrap().unwrap().text, "Cuoi.");
+        assert!(r.next_doc(&o).is_none());
+    }
+
+    #[test]
+    fn csv_without_the_text_column_is_one_error_naming_the_columns() {
+        let mut r = csv(b"id\tarticle\n1\tMot.\n2\tHai.\n", b'\t');
+        let e = r.next_doc(&opts()).unwrap().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv:1: no column \"text\" in the CSV header (columns: id, article); \
+             choose one with --text-field"
+        );
+        assert!(r.next_doc(&opts()).is_none());
+        let small = ReadOptions {
+            max_article_bytes: 3,
+            text_field: "article".into(),
+        };
+        let mut r = csv(b"id\tarticle\n1\tMot.\n2\tHa\n", b'\t');
+        assert!(matches!(
+            r.next_doc(&small),
+            Some(Err(InputError::TooLarge { bytes: 4, .. }))
+        ));
+        assert_eq!(r.next_doc(&small).unwrap().unwrap().id, "2");
     }
 
     #[test]
