@@ -194,34 +194,21 @@ impl Iterator for Documents {
             match self.sources.next()? {
                 Source::Bad(e) => return Some(Err(e)),
                 Source::Txt(p) => return Some(read_txt(&p, &self.opts)),
-                Source::Jsonl(p) => match File::open(&p) {
-                    Ok(f) => {
+                Source::Jsonl(p) => match open(&p) {
+                    Ok((f, name)) => {
                         self.current = Some(Records::Jsonl(JsonlReader::new(
                             Box::new(BufReader::new(f)),
-                            p.display().to_string(),
+                            name,
                         )))
                     }
-                    Err(err) => {
-                        return Some(Err(InputError::Read {
-                            source_name: p.display().to_string(),
-                            err,
-                        }))
-                    }
+                    Err(e) => return Some(Err(e)),
                 },
-                Source::Csv(p, delimiter) => match File::open(&p) {
-                    Ok(f) => {
-                        self.current = Some(Records::Csv(CsvReader::new(
-                            Box::new(f),
-                            delimiter,
-                            p.display().to_string(),
-                        )))
+                Source::Csv(p, delimiter) => match open(&p) {
+                    Ok((f, name)) => {
+                        self.current =
+                            Some(Records::Csv(CsvReader::new(Box::new(f), delimiter, name)))
                     }
-                    Err(err) => {
-                        return Some(Err(InputError::Read {
-                            source_name: p.display().to_string(),
-                            err,
-                        }))
-                    }
+                    Err(e) => return Some(Err(e)),
                 },
                 Source::Stdin => {
                     let mut buf = Vec::new();
@@ -243,6 +230,18 @@ impl Iterator for Documents {
                 }
             }
         }
+    }
+}
+
+/// A file that holds many documents, opened, with the name its errors give.
+fn open(p: &Path) -> Result<(File, String), InputError> {
+    let name = p.display().to_string();
+    match File::open(p) {
+        Ok(f) => Ok((f, name)),
+        Err(err) => Err(InputError::Read {
+            source_name: name,
+            err,
+        }),
     }
 }
 
@@ -360,10 +359,7 @@ impl JsonlReader {
 }
 
 fn parse_record(line: &[u8], doc: String, opts: &ReadOptions) -> Result<Document, InputError> {
-    let line = std::str::from_utf8(line).map_err(|e| InputError::InvalidUtf8 {
-        doc: doc.clone(),
-        offset: e.valid_up_to(),
-    })?;
+    let line = utf8_field(line, &doc)?;
     let value: Value = serde_json::from_str(line).map_err(|e| InputError::Json {
         doc: doc.clone(),
         msg: e.to_string(),
@@ -561,8 +557,9 @@ fn row_document(
     finish(id, &name, text, extra)
 }
 
-fn utf8_field<'a>(field: &'a [u8], doc: &str) -> Result<&'a str, InputError> {
-    std::str::from_utf8(field).map_err(|e| InputError::InvalidUtf8 {
+/// `bytes` as text, or the error naming `doc` and the first bad byte.
+fn utf8_field<'a>(bytes: &'a [u8], doc: &str) -> Result<&'a str, InputError> {
+    std::str::from_utf8(bytes).map_err(|e| InputError::InvalidUtf8 {
         doc: doc.to_string(),
         offset: e.valid_up_to(),
     })
