@@ -335,33 +335,33 @@ fn k_bytes(k: usize) -> usize {
 /// Rows of x per block, so the block (`rows * k` floats) takes half of the core's L2 and the
 /// panel streaming past it the rest: a decoder step's x (128 rows at k = 768: 384 KB) then
 /// stays one block and each weight panel is read from memory once, not once per block.
+/// 512 KiB of L2 is assumed where the size is unknown.
 fn row_block(k: usize) -> usize {
     static FLOATS: OnceLock<usize> = OnceLock::new();
-    let floats = *FLOATS.get_or_init(|| l2_bytes() / 2 / std::mem::size_of::<f32>());
+    let floats =
+        *FLOATS.get_or_init(|| l2_bytes().unwrap_or(512 * 1024) / 2 / std::mem::size_of::<f32>());
     (floats / k.max(1)).clamp(8, 512) / 8 * 8
 }
 
-/// The L2 data cache of CPU 0 in bytes (Linux sysfs), 512 KiB where unknown. L2 is per
-/// core on the x86 parts this targets, so every worker thread sees the same size.
-fn l2_bytes() -> usize {
-    const FALLBACK: usize = 512 * 1024;
-    let read =
-        |f: &str| std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index2/{f}"));
-    let (Ok(level), Ok(size)) = (read("level"), read("size")) else {
-        return FALLBACK;
-    };
-    let size = size.trim();
-    let bytes = match size.strip_suffix('K') {
-        Some(k) => k.parse::<usize>().ok().map(|k| k * 1024),
-        None => match size.strip_suffix('M') {
-            Some(m) => m.parse::<usize>().ok().map(|m| m * 1024 * 1024),
-            None => size.parse().ok(),
-        },
-    };
-    match bytes {
-        Some(b) if level.trim() == "2" && b >= 128 * 1024 => b.min(4 * 1024 * 1024),
-        _ => FALLBACK,
-    }
+/// The L2 data cache of CPU 0 in bytes (Linux sysfs; read once), `None` where unknown. L2 is
+/// per core on the x86 parts this targets, so every worker thread sees the same size.
+pub(super) fn l2_bytes() -> Option<usize> {
+    static L2: OnceLock<Option<usize>> = OnceLock::new();
+    *L2.get_or_init(|| {
+        let read = |f: &str| {
+            std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index2/{f}"))
+        };
+        let (level, size) = (read("level").ok()?, read("size").ok()?);
+        let size = size.trim();
+        let bytes = match size.strip_suffix('K') {
+            Some(k) => k.parse::<usize>().ok()? * 1024,
+            None => match size.strip_suffix('M') {
+                Some(m) => m.parse::<usize>().ok()? * 1024 * 1024,
+                None => size.parse().ok()?,
+            },
+        };
+        (level.trim() == "2" && bytes >= 128 * 1024).then(|| bytes.min(4 * 1024 * 1024))
+    })
 }
 
 #[derive(Clone, Copy)]

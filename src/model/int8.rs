@@ -24,7 +24,7 @@ const MR: usize = 8;
 const NR: usize = 3;
 /// Output columns per packed weight panel (= register tile width).
 const PANEL: usize = NR * 16;
-/// Bytes of packed weight per column block (kept in L2, which is 1 MiB on Zen 4).
+/// Bytes of packed weight per column block where the L2 size is unknown (3/8 of Zen 4's 1 MiB).
 const NC_BYTES: usize = 384 << 10;
 /// Below this many multiply-adds a GEMM runs on the calling thread (rayon is not worth it).
 const PAR_MIN_MACS: usize = 1 << 22;
@@ -111,6 +111,13 @@ impl std::fmt::Debug for QLinear {
 fn rne(v: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     (v + MAGIC) - MAGIC
+}
+
+/// Bytes of packed weight per column block: 3/8 of the core's L2, which holds the block while
+/// every row tile of the activations passes over it (the rest of L2 takes the activations,
+/// the output rows and what the prefetcher brings in).
+fn nc_bytes() -> usize {
+    super::gemm::l2_bytes().map_or(NC_BYTES, |l2| l2 / 8 * 3)
 }
 
 fn round_up(x: usize, m: usize) -> usize {
@@ -254,7 +261,7 @@ impl Packed {
         // the activations passes over them; within a block, a row block sweeps the panels
         // left to right, so output rows are written contiguously (few TLB misses on wide
         // outputs such as the vocabulary projection).
-        let nc = (NC_BYTES / (self.kp * PANEL)).max(1);
+        let nc = (nc_bytes() / (self.kp * PANEL)).max(1);
         for q0 in (p0..p1).step_by(nc) {
             let q1 = (q0 + nc).min(p1);
             for m0 in (0..m).step_by(MR) {
@@ -864,7 +871,9 @@ mod tests {
     #[test]
     fn all_kernels_give_identical_f32_and_match_f32_matmul() {
         let mut rng = Rng(11);
-        for &(m, k, n) in &[(1, 64, 1), (3, 513, 17), (33, 512, 1000), (40, 100, 130)] {
+        // one shape spans two column blocks and a partial panel, whatever this machine's L2
+        let wide = nc_bytes() / (512 * PANEL) * PANEL + PANEL + 7;
+        for &(m, k, n) in &[(1, 64, 1), (3, 513, 17), (33, 512, wide), (40, 100, 130)] {
             let x = random(&mut rng, (m, k));
             let w = random(&mut rng, (n, k));
             let b: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
