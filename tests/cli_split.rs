@@ -110,6 +110,24 @@ fn stdin_jsonl_and_lines_format() {
 }
 
 #[test]
+fn repeated_ids_are_made_unique_and_reported() {
+    let input = "{\"id\":\"x\",\"text\":\"Một.\"}\n{\"id\":\"x\",\"text\":\"Hai.\"}\n";
+    let (code, stdout, stderr) = run_stdin(&["split", "-"], input.as_bytes());
+    assert_eq!(code, 0, "{stderr}");
+    let ids: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+        .collect();
+    assert_eq!(ids, ["\"x\"", "\"x#2\""]);
+    assert!(
+        stderr.contains("warning: duplicate-id: an earlier article has the id \"x\""),
+        "{stderr}"
+    );
+    let (_, _, quiet) = run_stdin(&["-q", "split", "-"], input.as_bytes());
+    assert!(!quiet.contains("warning"), "{quiet}");
+}
+
+#[test]
 fn help_mentions_examples() {
     let out = tomtat().arg("--help").output().unwrap();
     let s = String::from_utf8(out.stdout).unwrap();

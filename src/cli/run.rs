@@ -166,9 +166,14 @@ fn resume_ids(path: &Path) -> std::io::Result<HashSet<String>> {
     Ok(ids)
 }
 
+/// A file name for an id's Markdown brief. Ids that are already safe keep their name; any
+/// other (characters replaced, a leading dot, over 100 characters) gets the id's hash as a
+/// suffix, so two ids never share a file ("a/b" and "a_b" would otherwise both be "a_b").
 fn safe_file_name(id: &str) -> String {
+    const MAX_CHARS: usize = 100;
     let s: String = id
         .chars()
+        .take(MAX_CHARS)
         .map(|c| {
             if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
                 c
@@ -177,10 +182,10 @@ fn safe_file_name(id: &str) -> String {
             }
         })
         .collect();
-    if s.is_empty() || s.starts_with('.') {
-        format!("_{s}")
-    } else {
+    if s == id && !s.is_empty() && !s.starts_with('.') {
         s
+    } else {
+        format!("_{s}-{:016x}", pipeline::id_hash(id))
     }
 }
 
@@ -349,6 +354,11 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     ) {
         match d {
             Ok(d) => {
+                if !g.quiet {
+                    for w in &d.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                }
                 if let Some((i, n)) = args.shard {
                     if pipeline::shard_of(&d.id, n) != i {
                         continue;
@@ -458,6 +468,14 @@ mod tests {
         assert!(parse_range("80-40").is_err());
         assert_eq!(parse_shard("2/3"), Ok((2, 3)));
         assert!(parse_shard("3/3").is_err());
-        assert_eq!(safe_file_name("../x y"), "_.._x_y");
+        assert_eq!(safe_file_name("vn-001_a.b"), "vn-001_a.b");
+        assert_eq!(safe_file_name("Hà_Nội"), "Hà_Nội");
+        let (a, b) = (safe_file_name("a/b"), safe_file_name("a_b"));
+        assert!(a.starts_with("_a_b-") && b == "a_b", "{a} {b}");
+        let odd = safe_file_name("../x y");
+        assert!(odd.starts_with("_.._x_y-") && !odd.contains('/'), "{odd}");
+        assert!(safe_file_name("").starts_with("_-"));
+        let long = safe_file_name(&"x".repeat(300));
+        assert!(long.len() < 130 && long != safe_file_name(&"x".repeat(301)));
     }
 }

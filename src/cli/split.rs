@@ -43,7 +43,7 @@ pub enum Format {
 /// Documents are split in parallel in chunks of this many, written in input order.
 const CHUNK: usize = 256;
 
-pub fn run(args: SplitArgs, _g: Global) -> u8 {
+pub fn run(args: SplitArgs, g: Global) -> u8 {
     let mut writer = match JsonlWriter::create(args.output.as_deref(), false) {
         Ok(w) => w,
         Err(e) => {
@@ -61,6 +61,11 @@ pub fn run(args: SplitArgs, _g: Global) -> u8 {
         let chunk: Vec<Result<Document, InputError>> = docs.by_ref().take(CHUNK).collect();
         if chunk.is_empty() {
             break;
+        }
+        if !g.quiet {
+            for w in chunk.iter().flatten().flat_map(|d| &d.warnings) {
+                eprintln!("warning: {w}");
+            }
         }
         let outs: Vec<Result<Vec<String>, InputError>> = chunk
             .into_par_iter()

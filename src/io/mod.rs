@@ -10,6 +10,7 @@
 //! Bad input never takes other documents down: every document comes out of [`Documents`] as
 //! its own `Result`, and an error names the document (file, line) and the problem.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,9 @@ pub struct Document {
     pub text: String,
     /// Other fields of a JSONL record, passed through to the output in their order.
     pub extra: Map<String, Value>,
+    /// What reading changed about the article (a repeated id made unique); records carry
+    /// these first among their warnings.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,11 +153,46 @@ fn walk_dir(dir: &Path, out: &mut Vec<Source>) {
     }
 }
 
-/// Iterator over all documents of the inputs, each a `Result` of its own.
+/// Iterator over all documents of the inputs, each a `Result` of its own. Ids come out
+/// unique: `--resume`, `--shard` and Markdown file names key on them, so a repeated id (the
+/// same JSONL id twice, `a/x.txt` and `b/x.txt`) becomes `id#2`, `id#3`, ... with a warning,
+/// the same way on every run over the same inputs.
 pub struct Documents {
     sources: std::vec::IntoIter<Source>,
     current: Option<Records>,
     opts: ReadOptions,
+    ids: UniqueIds,
+}
+
+/// Ids handed out so far, and the next suffix to try for each repeated one (so many
+/// repeats of one id cost one probe each, not a scan over all earlier suffixes).
+#[derive(Default)]
+struct UniqueIds {
+    seen: HashSet<String>,
+    next: HashMap<String, usize>,
+}
+
+impl UniqueIds {
+    fn assign(&mut self, mut d: Document) -> Document {
+        if self.seen.insert(d.id.clone()) {
+            return d;
+        }
+        let n = self.next.entry(d.id.clone()).or_insert(2);
+        let id = loop {
+            let c = format!("{}#{n}", d.id);
+            *n += 1;
+            if !self.seen.contains(&c) {
+                break c;
+            }
+        };
+        self.seen.insert(id.clone());
+        d.warnings.push(format!(
+            "duplicate-id: an earlier article has the id \"{}\"; this one is \"{id}\"",
+            d.id
+        ));
+        d.id = id;
+        d
+    }
 }
 
 /// A source that holds many documents, read one at a time.
@@ -177,6 +216,7 @@ pub fn documents(inputs: &[String], opts: ReadOptions) -> Documents {
         sources: expand(inputs).into_iter(),
         current: None,
         opts,
+        ids: UniqueIds::default(),
     }
 }
 
@@ -184,6 +224,13 @@ impl Iterator for Documents {
     type Item = Result<Document, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let item = self.next_raw()?;
+        Some(item.map(|d| self.ids.assign(d)))
+    }
+}
+
+impl Documents {
+    fn next_raw(&mut self) -> Option<Result<Document, InputError>> {
         loop {
             if let Some(r) = self.current.as_mut() {
                 match r.next_doc(&self.opts) {
@@ -300,7 +347,12 @@ fn finish(
             doc: name.to_string(),
         });
     }
-    Ok(Document { id, text, extra })
+    Ok(Document {
+        id,
+        text,
+        extra,
+        warnings: Vec::new(),
+    })
 }
 
 struct JsonlReader {
@@ -751,5 +803,43 @@ mod tests {
             Err(InputError::TooLarge { .. })
         ));
         assert_eq!(r.next_doc(&small).unwrap().unwrap().id, "b");
+    }
+
+    #[test]
+    fn repeated_ids_become_unique_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["a", "b"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+            std::fs::write(d.join(sub).join("x.txt"), "Một.").unwrap();
+        }
+        let jsonl = d.join("more.jsonl");
+        let lines = [
+            r#"{"id":"x","text":"Hai."}"#,
+            r#"{"id":"x#2","text":"Ba."}"#,
+            r#"{"id":7,"text":"Bốn."}"#,
+            r#"{"id":"7","text":"Năm."}"#,
+        ];
+        std::fs::write(&jsonl, lines.join("\n")).unwrap();
+        let inputs = [d.display().to_string(), jsonl.display().to_string()];
+        let docs: Vec<Document> = documents(&inputs, ReadOptions::default())
+            .map(|d| d.unwrap())
+            .collect();
+        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        // the directory also holds more.jsonl: its records come twice, renamed the second time
+        assert_eq!(
+            ids,
+            ["x", "x#2", "x#3", "x#2#2", "7", "7#2", "x#4", "x#2#3", "7#3", "7#4"]
+        );
+        assert!(docs[0].warnings.is_empty() && docs[4].warnings.is_empty());
+        assert_eq!(
+            docs[1].warnings,
+            ["duplicate-id: an earlier article has the id \"x\"; this one is \"x#2\""]
+        );
+        // the same inputs give the same ids on every run (--resume and --shard rely on it)
+        let again: Vec<String> = documents(&inputs, ReadOptions::default())
+            .map(|d| d.unwrap().id)
+            .collect();
+        assert_eq!(again, ids);
     }
 }

@@ -155,7 +155,8 @@ impl ArticleResult {
         rec.insert("models".into(), models.clone());
         rec.insert("timings".into(), Value::Object(self.timings_ms.clone()));
         rec.insert("tokens".into(), Value::Object(self.tokens.clone()));
-        rec.insert("warnings".into(), json!(self.warnings));
+        let warnings: Vec<&String> = doc.warnings.iter().chain(&self.warnings).collect();
+        rec.insert("warnings".into(), json!(warnings));
         Value::Object(rec)
     }
 }
@@ -268,6 +269,7 @@ fn summarize_first(
                 .and_then(|r| r.summary.clone())
                 .unwrap_or_default(),
             extra: d.extra.clone(),
+            warnings: Vec::new(),
         })
         .collect();
     let mut translated: Vec<Result<ArticleResult, String>> = results
@@ -300,15 +302,19 @@ fn summarize_first(
     }
 }
 
-/// Stable 64-bit FNV-1a hash of an id, for `--shard I/N`: the same id lands in the same
-/// shard on every machine and every run.
-pub fn shard_of(id: &str, n: usize) -> usize {
+/// Stable 64-bit FNV-1a hash of an id: the same on every machine and every run.
+pub fn id_hash(id: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in id.as_bytes() {
         h ^= *b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
-    (h % n.max(1) as u64) as usize
+    h
+}
+
+/// The shard of an id for `--shard I/N`: the same id lands in the same shard everywhere.
+pub fn shard_of(id: &str, n: usize) -> usize {
+    (id_hash(id) % n.max(1) as u64) as usize
 }
 
 #[cfg(test)]

@@ -254,11 +254,13 @@ mod tests {
                 id: "long".into(),
                 text: text.clone(),
                 extra: Map::new(),
+                warnings: Vec::new(),
             },
             Document {
                 id: "short".into(),
                 text: "Ngắn gọn thôi.".into(),
                 extra: Map::new(),
+                warnings: Vec::new(),
             },
         ];
         let m = Mock::new(30, Some(5));

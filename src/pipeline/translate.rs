@@ -371,6 +371,7 @@ mod tests {
             id: id.into(),
             text: text.into(),
             extra: Map::new(),
+            warnings: Vec::new(),
         }
     }
 
