@@ -153,10 +153,10 @@ impl PackedMatrix {
         let panels = n.div_ceil(NR);
         let out_ptr = SendPtr(out.as_mut_ptr());
         // Row blocks keep a slice of x in L2 while the panels stream past it; with a long k
-        // (AVX-512 only, which can carry partial sums) the slice is a k range, so a block
+        // (the SIMD kernels, which carry partial sums) the slice is a k range, so a block
         // still holds enough rows to reuse each streamed panel block well (a whole-k slice
         // when all of x fits: a second pass would re-read the output).
-        let kco = if isa == Isa::Avx512 && m > row_block(self.k) {
+        let kco = if isa != Isa::Portable && m > row_block(self.k) {
             self.k.min(KCO)
         } else {
             self.k
@@ -208,7 +208,7 @@ impl PackedMatrix {
 
     /// All `rows` rows of `x` (stride k) against panel `p` over the k range `ks`, written
     /// to `c` (stride ldc): a range that starts at 0 overwrites `c`, a later one adds to it,
-    /// the one ending at k adds the bias. Only AVX-512 takes ranges shorter than k.
+    /// the one ending at k adds the bias. Only the SIMD kernels take ranges shorter than k.
     ///
     /// # Safety
     /// `x` holds `rows * k` floats, `c` has room for `rows` rows of stride `ldc` covering the
@@ -239,75 +239,54 @@ impl PackedMatrix {
         let k = self.k;
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
+            Isa::Avx512 | Isa::Avx2 => {
                 // Each row tile runs the whole k range with its sums in registers: the panel
                 // comes from L2 once per tile, which measured 2-9% faster on every decoder and
                 // encoder shape than k blocks kept in L1 with partial sums round-tripping
                 // through the output (whose rows, at power-of-two widths such as 3072, all
-                // fall in one L1 set).
-                let tiles = rows.div_ceil(8);
-                let share = panel_bytes.div_ceil(tiles);
+                // fall in one L1 set). AVX2 tiles are 6 rows x half a panel (16 registers).
+                let (mr_max, width) = if isa == Isa::Avx512 { (8, NR) } else { (6, 16) };
+                let parts = cols.div_ceil(width);
+                let share = panel_bytes.div_ceil(rows.div_ceil(mr_max) * parts);
                 let stride = share.div_ceil(ks.len().max(1));
-                let flags = avx512::Flags {
+                let flags = simd_tile::Flags {
                     first: ks.start == 0,
                     last: ks.end == k,
                 };
-                let bb = b.add(ks.start * NR);
-                let mut r = 0;
                 let mut call = 0;
-                while r < rows {
-                    let mr = (rows - r).min(8);
-                    let (xa, cc) = (x.add(r * k + ks.start), c.add(r * ldc));
-                    let pf = avx512::Prefetch {
-                        base: if next.is_null() {
-                            next
-                        } else {
-                            next.add(call * share)
-                        },
-                        stride,
-                    };
-                    let args = (ks.len(), xa, k, bb, bias, cc, ldc, cols, pf, flags);
-                    match mr {
-                        8 => avx512::tile::<8>(args),
-                        7 => avx512::tile::<7>(args),
-                        6 => avx512::tile::<6>(args),
-                        5 => avx512::tile::<5>(args),
-                        4 => avx512::tile::<4>(args),
-                        3 => avx512::tile::<3>(args),
-                        2 => avx512::tile::<2>(args),
-                        _ => avx512::tile::<1>(args),
-                    }
-                    r += mr;
-                    call += 1;
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                debug_assert!(ks == (0..k));
-                for half in 0..2 {
-                    let off = half * 16;
-                    if off >= cols {
-                        break;
-                    }
-                    let hcols = (cols - off).min(16);
+                for part in 0..parts {
+                    let off = part * width;
+                    let bb = b.add(ks.start * NR + off);
                     let mut r = 0;
                     while r < rows {
-                        let mr = (rows - r).min(6);
-                        let (xa, bb, bi, cc) = (
-                            x.add(r * k),
-                            b.add(off),
+                        let mr = (rows - r).min(mr_max);
+                        let pf = simd_tile::Prefetch {
+                            base: if next.is_null() {
+                                next
+                            } else {
+                                next.add(call * share)
+                            },
+                            stride,
+                        };
+                        let args = (
+                            ks.len(),
+                            x.add(r * k + ks.start),
+                            k,
+                            bb,
                             bias.add(off),
                             c.add(r * ldc + off),
+                            ldc,
+                            (cols - off).min(width),
+                            pf,
+                            flags,
                         );
-                        match mr {
-                            6 => avx2::tile::<6>(k, xa, bb, bi, cc, ldc, hcols),
-                            5 => avx2::tile::<5>(k, xa, bb, bi, cc, ldc, hcols),
-                            4 => avx2::tile::<4>(k, xa, bb, bi, cc, ldc, hcols),
-                            3 => avx2::tile::<3>(k, xa, bb, bi, cc, ldc, hcols),
-                            2 => avx2::tile::<2>(k, xa, bb, bi, cc, ldc, hcols),
-                            _ => avx2::tile::<1>(k, xa, bb, bi, cc, ldc, hcols),
+                        if isa == Isa::Avx512 {
+                            simd_tile::avx512(mr, args)
+                        } else {
+                            simd_tile::avx2(mr, args)
                         }
                         r += mr;
+                        call += 1;
                     }
                 }
             }
@@ -319,7 +298,7 @@ impl PackedMatrix {
     }
 }
 
-/// k per row block of the AVX-512 path when x does not fit in L2 whole. 1024 measured best
+/// k per row block of the SIMD paths when x does not fit in L2 whole. 1024 measured best
 /// against 512 (4-6% slower at k 768..2048, where it split k needlessly), 2048 and whole k
 /// (up to 7% slower at k 4096); cutting k into equal ranges instead made no difference.
 const KCO: usize = 1024;
@@ -402,10 +381,9 @@ unsafe fn portable_tile(
     }
 }
 
+/// What the SIMD tile kernels share: their arguments and the dispatch on the row count.
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
+mod simd_tile {
     /// Bytes to prefetch while a tile runs: `stride` bytes per k step from `base` (null: none).
     #[derive(Clone, Copy)]
     pub struct Prefetch {
@@ -413,7 +391,7 @@ mod avx512 {
         pub stride: usize,
     }
 
-    /// Which k block a call handles: the first starts from zero, the last adds the bias.
+    /// Which k range a call handles: the first starts from zero, the last adds the bias.
     #[derive(Clone, Copy)]
     pub struct Flags {
         pub first: bool,
@@ -433,6 +411,42 @@ mod avx512 {
         Prefetch,
         Flags,
     );
+
+    /// # Safety
+    /// avx512f available; `mr` <= 8; pointers as in `PackedMatrix::panel`.
+    pub unsafe fn avx512(mr: usize, args: Args) {
+        use super::avx512::tile;
+        match mr {
+            8 => tile::<8>(args),
+            7 => tile::<7>(args),
+            6 => tile::<6>(args),
+            5 => tile::<5>(args),
+            4 => tile::<4>(args),
+            3 => tile::<3>(args),
+            2 => tile::<2>(args),
+            _ => tile::<1>(args),
+        }
+    }
+
+    /// # Safety
+    /// avx2 and fma available; `mr` <= 6; pointers as in `PackedMatrix::panel`.
+    pub unsafe fn avx2(mr: usize, args: Args) {
+        use super::avx2::tile;
+        match mr {
+            6 => tile::<6>(args),
+            5 => tile::<5>(args),
+            4 => tile::<4>(args),
+            3 => tile::<3>(args),
+            2 => tile::<2>(args),
+            _ => tile::<1>(args),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::simd_tile::Args;
+    use std::arch::x86_64::*;
 
     /// MR rows x 32 columns over `kc` steps of k; `cols` <= 32 are loaded/stored (masked).
     /// Not the first block: continues from the partial sums in `c`.
@@ -494,35 +508,45 @@ mod avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::simd_tile::Args;
     use std::arch::x86_64::*;
 
-    /// MR rows x 16 columns of a 32-wide panel (panel stride 32); `cols` <= 16 are stored.
+    /// MR rows x 16 columns of a 32-wide panel (panel stride 32) over `kc` steps of k;
+    /// `cols` <= 16 are loaded/stored. Not the first range: continues from the partial sums
+    /// in `c`.
     ///
     /// # Safety
     /// avx2+fma available; pointers as in `PackedMatrix::panel`.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile<const MR: usize>(
-        k: usize,
-        x: *const f32,
-        b: *const f32,
-        bias: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        cols: usize,
-    ) {
+    pub unsafe fn tile<const MR: usize>(args: Args) {
+        let (kc, x, lda, b, bias, c, ldc, cols, pf, flags) = args;
         let mut lo = [_mm256_setzero_ps(); MR];
         let mut hi = [_mm256_setzero_ps(); MR];
-        for kk in 0..k {
+        if !flags.first {
+            for r in 0..MR {
+                let mut tmp = [0f32; 16];
+                std::ptr::copy_nonoverlapping(c.add(r * ldc), tmp.as_mut_ptr(), cols);
+                lo[r] = _mm256_loadu_ps(tmp.as_ptr());
+                hi[r] = _mm256_loadu_ps(tmp.as_ptr().add(8));
+            }
+        }
+        for kk in 0..kc {
+            if !pf.base.is_null() {
+                _mm_prefetch::<_MM_HINT_T0>(pf.base.add(kk * pf.stride) as *const i8);
+            }
             let b0 = _mm256_load_ps(b.add(kk * 32));
             let b1 = _mm256_load_ps(b.add(kk * 32 + 8));
             for r in 0..MR {
-                let a = _mm256_broadcast_ss(&*x.add(r * k + kk));
+                let a = _mm256_broadcast_ss(&*x.add(r * lda + kk));
                 lo[r] = _mm256_fmadd_ps(a, b0, lo[r]);
                 hi[r] = _mm256_fmadd_ps(a, b1, hi[r]);
             }
         }
-        let bias0 = _mm256_loadu_ps(bias);
-        let bias1 = _mm256_loadu_ps(bias.add(8));
+        let (bias0, bias1) = if flags.last {
+            (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)))
+        } else {
+            (_mm256_setzero_ps(), _mm256_setzero_ps())
+        };
         for r in 0..MR {
             let row = c.add(r * ldc);
             if cols == 16 {
@@ -608,26 +632,35 @@ mod tests {
 
     #[test]
     fn every_available_kernel_agrees() {
-        let (m, n, k) = (13, 75, 33);
-        let x = data(m * k, 8);
-        let w = data(n * k, 9);
-        let b = data(n, 10);
-        let p = PackedMatrix::pack(&w, n, k, Some(&b));
-        let want = p.matmul_with(Isa::Portable, &x, m);
-        let mut isas = vec![];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
+        // the second shape splits k into ranges (partial sums through the output) and ends
+        // in partial panels and partial row tiles
+        let split_k = KCO + 88;
+        for (m, n, k) in [(13, 75, 33), (row_block(split_k) + 7, 45, split_k)] {
+            let x = data(m * k, 8);
+            let w = data(n * k, 9);
+            let b = data(n, 10);
+            let p = PackedMatrix::pack(&w, n, k, Some(&b));
+            let want = p.matmul_with(Isa::Portable, &x, m);
+            let mut isas = vec![];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if is_x86_feature_detected!("avx512f") {
+                    isas.push(Isa::Avx512);
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    isas.push(Isa::Avx2);
+                }
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                isas.push(Isa::Avx2);
-            }
-        }
-        for isa in isas {
-            let got = p.matmul_with(isa, &x, m);
-            for (a, b) in got.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-5, "{isa:?}: {a} vs {b}");
+            for isa in isas {
+                let got = p.matmul_with(isa, &x, m);
+                // the same k-ordered fused multiply-adds: the same bits
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{isa:?} {m}x{n}x{k} [{i}]: {a} vs {b}"
+                    );
+                }
             }
         }
     }
