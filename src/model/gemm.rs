@@ -201,7 +201,7 @@ impl PackedMatrix {
         } else {
             work(0, panels);
         }
-        // SAFETY: every element of [m, n] was written by exactly one panel call above
+        // SAFETY: every element of [m, n] was written above (first by the k range from 0)
         unsafe { out.set_len(m * n) };
         out
     }
