@@ -259,7 +259,14 @@ impl PackedMatrix {
                     let bb = b.add(ks.start * NR + off);
                     let mut r = 0;
                     while r < rows {
-                        let mr = (rows - r).min(mr_max);
+                        // the last two tiles share what is left (9 rows at 8: 5 + 4, not
+                        // 8 + 1), so no tile is too thin to hide its loads behind FMAs
+                        let left = rows - r;
+                        let mr = if left > mr_max && left < 2 * mr_max {
+                            left.div_ceil(2)
+                        } else {
+                            left.min(mr_max)
+                        };
                         let pf = simd_tile::Prefetch {
                             base: if next.is_null() {
                                 next
