@@ -456,7 +456,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     /// MR rows x 32 columns over `kc` steps of k; `cols` <= 32 are loaded/stored (masked).
-    /// Not the first block: continues from the partial sums in `c`.
+    /// Not the first k range: continues from the partial sums in `c`.
     ///
     /// # Safety
     /// avx512f available; pointers as in `PackedMatrix::panel`.
@@ -609,7 +609,7 @@ mod tests {
     #[test]
     fn matches_f64_reference_on_odd_shapes() {
         // more rows than one block holds at a k over KCO (the block depends on this
-        // machine's L2): k is split into ranges (AVX-512)
+        // machine's L2): k is split into ranges (the SIMD kernels)
         let split_k = KCO + 88;
         let split_m = row_block(split_k) + 40;
         for &(m, n, k) in &[
