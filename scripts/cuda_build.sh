@@ -144,6 +144,10 @@ for f in "$KPTX"/*.ptx; do
     "$TOOLS/ptxas124/ptxas" -arch="$arch" "$f" -o /dev/null
     n=$((n + 1))
 done
+# tomtat's own kernels (build.rs)
+OWN=$(ls -t "$CARGO_TARGET_DIR"/release/build/tomtat-*/out/kernels.ptx | head -1)
+"$TOOLS/ptxas124/ptxas" -arch="sm_$CUDA_COMPUTE_CAP" "$OWN" -o /dev/null
+n=$((n + 1))
 echo "ptx: $n kernel files accepted by CUDA 12.4 ptxas (PTX .version $TOMTAT_PTX_VERSION)"
 
 # the binary starts here too (the stub driver answers "no device")

@@ -95,6 +95,8 @@ ldd "$BIN" | grep -E "libcu|nvrtc" | sed 's/^/  /'
 section "2. GPU parity tests"
 if [[ $DRY == 1 ]]; then
     echo "(dry run: skipped; they need the cuda build and a GPU)"
+elif [[ ${PARITY:-1} == 0 ]]; then
+    echo "(PARITY=0: skipped)"
 elif [[ -x $B/gpu_parity ]]; then
     TOMTAT_ROOT=$ROOT TOMTAT_REQUIRE_GPU=1 timeout 240 "$B/gpu_parity" --nocapture \
         --test-threads 1 2>&1 | tee "$OUT/gpu_parity.txt" | grep -E "^gpu:|test |panicked|result"
@@ -133,10 +135,18 @@ for w in "${WORK[@]}"; do
     IFS='|' read -r name margs src new <<< "$w"
     # shellcheck disable=SC2086
     "$BIN" -q random-model $margs --out "$W/$name" > /dev/null || { echo "random-model $name failed"; continue; }
-    for beams in 1 4; do
+    for beams in ${BEAM_LIST:-1 4}; do
         run_polled "tomtat_${name}_b$beams" "$BIN" -q bench --model "$W/$name" --device "$DEV" \
             --batch "$BATCH" --src-len "$src" --new-tokens "$new" --beams "$beams" \
             --runs "$RUNS" --json "$OUT/tomtat_${name}_b$beams.json"
+        # AB=1: the same bench without tomtat's own kernels and with cudarc's per-buffer events
+        # (the build before they were added), for a same-machine before/after
+        if [[ ${AB:-0} == 1 ]]; then
+            run_polled "base_${name}_b$beams" env TOMTAT_CUDA_KERNELS=0 TOMTAT_CUDA_EVENTS=1 \
+                "$BIN" -q bench --model "$W/$name" --device "$DEV" \
+                --batch "$BATCH" --src-len "$src" --new-tokens "$new" --beams "$beams" \
+                --runs "$RUNS" --json "$OUT/base_${name}_b$beams.json"
+        fi
         [[ " ${HF_BEAMS:-1 4} " == *" $beams "* ]] || continue
         run_polled "hf_${name}_b$beams" "$PY" "$ROOT/scripts/gpu_bench_hf.py" "$W/$name" \
             --device "$HF_DEV" --dtype "$HF_DT" --batch "$BATCH" --src-len "$src" --new "$new" \
@@ -144,17 +154,27 @@ for w in "${WORK[@]}"; do
     done
 done
 
-# tomtat alone, other precisions and a larger batch (opus-mt shape, greedy), while time is left
-if [[ $DRY == 0 && ${EXTRAS:-1} == 1 && -d $W/opus-mt-vi-en ]]; then
-    section "3b. tomtat extras: opus-mt-vi-en greedy, other dtypes and batch 256"
-    for x in "bf16 64" "f32 64" "f16 256"; do
-        read -r dt bs <<< "$x"
+# tomtat alone: other precisions and batch sizes, while time is left. EXTRA_RUNS lists
+# "model dtype batch" triples separated by ";" (the model one of the workloads above).
+EXTRA_RUNS=${EXTRA_RUNS:-"opus-mt-vi-en bf16 64;opus-mt-vi-en f32 64;opus-mt-vi-en f16 256"}
+if [[ ${EXTRAS:-$((1 - DRY))} == 1 ]]; then
+    section "3b. tomtat extras: other dtypes and batch sizes (greedy)"
+    IFS=';' read -ra extras <<< "$EXTRA_RUNS"
+    for x in "${extras[@]}"; do
+        read -r name dt bs <<< "$x"
         (( SECONDS - T0 > ${EXTRA_UNTIL_S:-330} )) && { echo "skipped (time)"; break; }
-        timeout 60 "$BIN" -q bench --model "$W/opus-mt-vi-en" --device cuda --dtype "$dt" \
-            --batch "$bs" --src-len 30 --new-tokens 30 --beams 1 --runs 3 \
-            --json "$OUT/extra_${dt}_$bs.json" > /dev/null 2> "$OUT/extra_${dt}_$bs.err" &&
+        [[ -d $W/$name ]] || { echo "no model $name"; continue; }
+        src=30 new=30
+        for w in "${WORK[@]}"; do
+            IFS='|' read -r wn _ ws wnew <<< "$w"
+            [[ $wn == "$name" ]] && src=$ws new=$wnew
+        done
+        tag="${name}_${dt}_$bs"
+        timeout 90 "$BIN" -q bench --model "$W/$name" --device "$DEV" --dtype "$dt" \
+            --batch "$bs" --src-len "$src" --new-tokens "$new" --beams 1 --runs 3 \
+            --json "$OUT/extra_$tag.json" > /dev/null 2> "$OUT/extra_$tag.err" &&
             "$PY" -c 'import json,sys; t=json.load(open(sys.argv[1]))[0]; print(sys.argv[2], "%.0f tok/s, enc %.1f ms, %.2f ms/step" % (t["tokens_per_s"], t["encoder_ms"], t["decoder_ms_per_step"]))' \
-                "$OUT/extra_${dt}_$bs.json" "tomtat $dt batch $bs:" || tail -3 "$OUT/extra_${dt}_$bs.err"
+                "$OUT/extra_$tag.json" "tomtat $name $dt batch $bs:" || tail -3 "$OUT/extra_$tag.err"
     done
 fi
 
@@ -183,18 +203,24 @@ for f in sorted(glob.glob(os.path.join(out, "tomtat_*_b*.json"))):
     except Exception:
         hf = {}
     model, beams = name.rsplit("_b", 1)
+    try:
+        base = json.load(open(os.path.join(out, f"base_{name}.json")))[0]
+        base_cell = f"{base['tokens_per_s']:.0f} ({base['encoder_ms']:.1f} / {base['decoder_ms_per_step']:.2f})"
+    except Exception:
+        base_cell = "-"
     htps, hs, pa = hf.get("tokens_per_s"), hf.get("median_s"), hf.get("peak_allocated_mb")
     cells = [model, beams, f"{t['batch']} x {t['src_len']} -> {t['new_tokens']}",
              f"{t['device']} {t['dtype']}", f"{t['tokens_per_s']:.0f}", f"{t['median_s']:.3f}",
              f"{t['encoder_ms']:.1f}", f"{t['decoder_ms_per_step']:.2f}",
              f"{htps:.0f}" if htps else "-", f"{hs:.3f}" if hs else "-",
              f"{t['tokens_per_s'] / htps:.2f}" if htps else "-",
-             smi("tomtat_" + name), smi("hf_" + name), f"{pa:.0f}" if pa is not None else "-"]
+             smi("tomtat_" + name), smi("hf_" + name), f"{pa:.0f}" if pa is not None else "-",
+             base_cell]
     rows.append("| " + " | ".join(cells) + " |")
 print("| model | beams | batch x src -> new | tomtat | tomtat tok/s | tomtat s | enc ms "
       "| dec ms/step | hf tok/s | hf s | tomtat/hf | tomtat GPU MiB (smi) | hf GPU MiB (smi) "
-      "| hf max_allocated MiB |")
-print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| hf max_allocated MiB | AB=1 base tok/s (enc ms / ms/step) |")
+print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 print("\n".join(rows))
 EOF
 # the device tool brings back at most 8 files: keep the log, the table and the parity output,

@@ -187,3 +187,157 @@ fn gpu_memory_is_reported() {
     println!("gpu: memory free {} MiB of {} MiB", free >> 20, total >> 20);
     assert!(free <= total && total > 0);
 }
+
+/// tomtat's own kernels (src/model/cuda.rs) against candle's ops / a host reference, f32, on
+/// shapes with a tail, beams sharing sources, a padding bias, ties and a NaN row.
+#[test]
+fn own_kernels_match_candle_ops() {
+    use candle_core::Tensor;
+    use tomtat::model::config::Activation;
+    use tomtat::model::cuda::{self, BiasStrides, KvStrides};
+    let Some(dev) = gpu() else { return };
+    if dev.is_cpu() || !cuda::enabled() {
+        eprintln!("gpu: own kernels not checked (cpu, or TOMTAT_CUDA_KERNELS=0)");
+        return;
+    }
+    let diff = |a: &Tensor, b: &Tensor| -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    };
+    // bias + activation
+    let x = Tensor::randn(0f32, 2.0, (37, 300), &dev).unwrap();
+    let b = Tensor::randn(0f32, 1.0, 300, &dev).unwrap();
+    for act in [
+        None,
+        Some(Activation::Gelu),
+        Some(Activation::Relu),
+        Some(Activation::Silu),
+    ] {
+        let got = cuda::bias_act(&x, &b, act)
+            .unwrap()
+            .expect("bias_act applies");
+        let mut want = x.broadcast_add(&b).unwrap();
+        if let Some(a) = act {
+            want = tomtat::model::layers::activate(&want, a).unwrap();
+        }
+        let d = diff(&got, &want);
+        println!("gpu: kernel bias_act {act:?} max|diff| {d:.2e}");
+        assert!(d < 1e-5, "bias_act {act:?}: {d}");
+    }
+    // one-query attention: cross layout [sources, h, s, dh], 3 beams per source, padding bias
+    let (src, group, heads, s, dh) = (3usize, 3usize, 4usize, 37usize, 64usize);
+    let rows = src * group;
+    let q = Tensor::randn(0f32, 0.3, (rows, 1, heads * dh), &dev).unwrap();
+    let k = Tensor::randn(0f32, 1.0, (src, heads, s, dh), &dev).unwrap();
+    let v = Tensor::randn(0f32, 1.0, (src, heads, s, dh), &dev).unwrap();
+    let mut mask = vec![0f32; src * s];
+    mask[s - 5..s].fill(f32::MIN); // source 0: 5 padded keys
+    let bias = Tensor::from_vec(mask, (src, 1, 1, s), &dev).unwrap();
+    let kv = KvStrides {
+        src: heads * s * dh,
+        head: s * dh,
+        key: dh,
+    };
+    let bs = BiasStrides {
+        bias: &bias,
+        src: s,
+        head: 0,
+    };
+    let got = cuda::attend_one(&q, &k, &v, s, heads, group, kv, Some(bs))
+        .unwrap()
+        .expect("applies");
+    let qh = q
+        .reshape((src, group, heads, dh))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    let sc = qh
+        .matmul(&k.t().unwrap())
+        .unwrap()
+        .broadcast_add(&bias)
+        .unwrap();
+    let p = candle_nn::ops::softmax_last_dim(&sc).unwrap();
+    let want = p
+        .matmul(&v)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((rows, heads * dh))
+        .unwrap();
+    let d = diff(&got, &want);
+    println!("gpu: kernel attend_one (cross, beams, padding) max|diff| {d:.2e}");
+    assert!(d < 1e-5, "attend_one cross: {d}");
+    // self-attention cache [max_len, rows, h, dh], keys 0..=pos
+    let (max_len, pos, rows) = (20usize, 12usize, 5usize);
+    let kc = Tensor::randn(0f32, 1.0, (max_len, rows, heads, dh), &dev).unwrap();
+    let vc = Tensor::randn(0f32, 1.0, (max_len, rows, heads, dh), &dev).unwrap();
+    let q = Tensor::randn(0f32, 0.3, (rows, 1, heads * dh), &dev).unwrap();
+    let kv = KvStrides {
+        src: heads * dh,
+        head: dh,
+        key: rows * heads * dh,
+    };
+    let got = cuda::attend_one(&q, &kc, &vc, pos + 1, heads, 1, kv, None)
+        .unwrap()
+        .expect("applies");
+    let view = |t: &Tensor| {
+        t.narrow(0, 0, pos + 1)
+            .unwrap()
+            .permute((1, 2, 0, 3))
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let qh = q.reshape((rows, heads, 1, dh)).unwrap();
+    let sc = qh.matmul(&view(&kc).t().unwrap()).unwrap();
+    let p = candle_nn::ops::softmax_last_dim(&sc).unwrap();
+    let want = p
+        .matmul(&view(&vc))
+        .unwrap()
+        .reshape((rows, heads * dh))
+        .unwrap();
+    let d = diff(&got, &want);
+    println!("gpu: kernel attend_one (self cache) max|diff| {d:.2e}");
+    assert!(d < 1e-5, "attend_one self: {d}");
+    // top-n: values on a coarse grid (many ties), a masked token, per-row additions, a NaN row
+    let (rows, vocab) = (6usize, 1000usize);
+    let mut data: Vec<f32> = (0..rows * vocab)
+        .map(|i| ((i * 7919) % 13) as f32 * 0.5)
+        .collect();
+    data[5 * vocab + 17] = f32::NAN;
+    let scores = Tensor::from_vec(data.clone(), (rows, vocab), &dev).unwrap();
+    let mut mrow = vec![0f32; vocab];
+    mrow[3] = f32::NEG_INFINITY;
+    let mask = Tensor::from_vec(mrow.clone(), (1, vocab), &dev).unwrap();
+    let add_host: Vec<f32> = (0..rows).map(|r| r as f32 * -0.25).collect();
+    let add = Tensor::from_slice(&add_host, (rows, 1), &dev).unwrap();
+    for n in [1usize, 3, 8, 16] {
+        let out = cuda::topk(&scores, Some(&mask), Some(&add), n)
+            .unwrap()
+            .expect("applies");
+        for r in 0..rows {
+            let o = &out[r * (2 * n + 1)..(r + 1) * (2 * n + 1)];
+            assert_eq!(o[2 * n], u32::from(r == 5), "row {r}: NaN flag");
+            if r == 5 {
+                continue;
+            }
+            let mut want: Vec<(f32, u32)> = (0..vocab)
+                .map(|i| ((data[r * vocab + i] + mrow[i]) + add_host[r], i as u32))
+                .collect();
+            want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let got: Vec<(f32, u32)> = (0..n).map(|j| (f32::from_bits(o[j]), o[n + j])).collect();
+            assert_eq!(got, want[..n].to_vec(), "row {r}, n {n}");
+        }
+    }
+    println!("gpu: kernel topk n 1/3/8/16 = host order (ties, mask, additions, NaN flag)");
+}

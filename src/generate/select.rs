@@ -61,10 +61,10 @@ impl Selector {
         })
     }
 
-    /// `scores` with -inf at `tokens` (every row).
-    fn masked(&mut self, scores: &Tensor, tokens: &[u32]) -> candle_core::Result<Tensor> {
+    /// The `[1, vocab]` row with -inf at `tokens`, 0 elsewhere (`None`: no tokens).
+    fn mask_row(&mut self, tokens: &[u32]) -> candle_core::Result<Option<Tensor>> {
         if tokens.is_empty() {
-            return Ok(scores.clone());
+            return Ok(None);
         }
         let stale = !matches!(&self.mask, Some((t, _)) if t == tokens);
         if stale {
@@ -75,8 +75,45 @@ impl Selector {
             let bias = Tensor::from_vec(row, (1, self.vocab), &self.device)?;
             self.mask = Some((tokens.to_vec(), bias));
         }
-        let bias = &self.mask.as_ref().expect("set above").1;
-        scores.broadcast_add(bias)
+        Ok(self.mask.as_ref().map(|(_, b)| b.clone()))
+    }
+
+    /// `scores` with -inf at `tokens` (every row).
+    fn masked(&mut self, scores: &Tensor, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        match self.mask_row(tokens)? {
+            Some(bias) => scores.broadcast_add(&bias),
+            None => Ok(scores.clone()),
+        }
+    }
+
+    /// The selection in one kernel ([`crate::model::cuda::topk`]): per row the `n` best values
+    /// and tokens, or `Err(())` when a row holds NaN/+inf (the host decides). `Ok(None)`: the
+    /// kernel does not apply (not a GPU, or `n` too large).
+    #[allow(clippy::type_complexity)]
+    fn kernel_top(
+        &mut self,
+        scores: &Tensor,
+        mask: &[u32],
+        add: Option<&Tensor>,
+        n: usize,
+    ) -> candle_core::Result<Option<Result<(Vec<f32>, Vec<u32>), ()>>> {
+        if self.device.is_cpu() || !crate::model::cuda::enabled() {
+            return Ok(None);
+        }
+        let mask = self.mask_row(mask)?;
+        let Some(out) = crate::model::cuda::topk(scores, mask.as_ref(), add, n)? else {
+            return Ok(None);
+        };
+        let rows = out.len() / (2 * n + 1);
+        let (mut vals, mut ids) = (Vec::with_capacity(rows * n), Vec::with_capacity(rows * n));
+        for row in out.chunks_exact(2 * n + 1) {
+            if row[2 * n] != 0 {
+                return Ok(Some(Err(())));
+            }
+            vals.extend(row[..n].iter().map(|&b| f32::from_bits(b)));
+            ids.extend_from_slice(&row[n..2 * n]);
+        }
+        Ok(Some(Ok((vals, ids))))
     }
 
     /// Index of each row's maximum `max`, the first one on ties, as `[rows, 1]` u32.
@@ -105,7 +142,15 @@ impl Selector {
         logits: &Tensor,
         mask: &[u32],
     ) -> candle_core::Result<Option<Vec<u32>>> {
-        let s = self.masked(&logits.to_dtype(DType::F32)?, mask)?;
+        let logits = logits.to_dtype(DType::F32)?;
+        if let Some(top) = self.kernel_top(&logits, mask, None, 1)? {
+            return Ok(top.ok().and_then(|(_, ids)| {
+                ids.iter()
+                    .all(|&i| (i as usize) < self.vocab)
+                    .then_some(ids)
+            }));
+        }
+        let s = self.masked(&logits, mask)?;
         if Self::has_nan(&s)? {
             return Ok(None);
         }
@@ -133,8 +178,16 @@ impl Selector {
     ) -> candle_core::Result<Option<(Vec<f32>, Vec<u32>)>> {
         let rows = row_scores.len();
         let shape = (rows, self.vocab);
-        let s = self.masked(&log_probs.to_dtype(DType::F32)?, mask)?;
+        let log_probs = log_probs.to_dtype(DType::F32)?;
         let run = Tensor::from_slice(row_scores, (rows, 1), &self.device)?;
+        if let Some(top) = self.kernel_top(&log_probs, mask, Some(&run), n)? {
+            return Ok(top.ok().and_then(|(vals, ids)| {
+                let exact = vals.iter().all(|v| v.is_finite())
+                    && ids.iter().all(|&i| (i as usize) < self.vocab);
+                exact.then_some((vals, ids))
+            }));
+        }
+        let s = self.masked(&log_probs, mask)?;
         let mut cur = s.broadcast_add(&run)?;
         if Self::has_nan(&cur)? {
             return Ok(None);

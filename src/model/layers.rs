@@ -270,7 +270,7 @@ pub struct Attention {
 
 impl Attention {
     /// `[b, l, d] -> [b, heads, l, head_dim]`, contiguous (free when l == 1).
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, l, _) = x.dims3()?;
         Ok(x.reshape((b, l, self.heads, self.head_dim))?
             .transpose(1, 2)?
@@ -418,7 +418,7 @@ impl FeedForward {
     }
 
     fn forward_rows(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = activate(&self.wi.forward(x)?, self.act)?;
+        let mut h = self.wi.forward_act(x, self.act)?;
         if let Some(gate) = &self.gate {
             h = (h * gate.forward(x)?)?;
         }

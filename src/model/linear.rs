@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
+use super::config::Activation;
 use super::gemm::PackedMatrix;
 use super::int8::QLinear;
+use super::layers::activate;
 use super::Result;
 
 thread_local! {
@@ -118,6 +120,30 @@ impl Linear {
         })
     }
 
+    /// `act(self(x))`: on a GPU the bias and the activation are one kernel after the matmul.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        if let Linear::Dense {
+            weight,
+            bias: Some(b),
+        } = self
+        {
+            if !x.device().is_cpu() {
+                let dims = x.dims().to_vec();
+                let k = *dims.last().unwrap_or(&0);
+                let rows = x.elem_count() / k.max(1);
+                let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
+                if let Some(y) = super::cuda::bias_act(&y, b, Some(act))? {
+                    let mut out = dims;
+                    if let Some(last) = out.last_mut() {
+                        *last = weight.dim(0)?;
+                    }
+                    return Ok(y.reshape(out)?);
+                }
+            }
+        }
+        activate(&self.forward(x)?, act)
+    }
+
     /// `[.., in] -> [.., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
@@ -127,7 +153,10 @@ impl Linear {
                 let rows = x.elem_count() / k.max(1);
                 let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
                 let y = match bias {
-                    Some(b) => y.broadcast_add(b)?,
+                    Some(b) => match super::cuda::bias_act(&y, b, None)? {
+                        Some(y) => y,
+                        None => y.broadcast_add(b)?,
+                    },
                     None => y,
                 };
                 let mut out = dims;

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 
 pub mod config;
 pub mod cpu_decode;
+pub mod cuda;
 pub mod gemm;
 pub mod int8;
 pub mod layers;

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
 use super::cpu_decode::{self, CachePool, HostCache};
+use super::cuda::{self, BiasStrides, KvStrides};
 use super::layers::{
     causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
 };
@@ -562,6 +563,41 @@ impl DecoderState for IncrementalDecoder<'_> {
 }
 
 impl IncrementalDecoder<'_> {
+    /// Cross-attention of a step's rows through [`cuda::attend_one`] (`None`: not on a GPU,
+    /// or a layout it does not take): `ck`/`cv` `[cross rows, h, s, dh]`, `group` rows each.
+    fn cross_attend_one(
+        &self,
+        att: &Attention,
+        h: &Tensor,
+        ck: &Tensor,
+        cv: &Tensor,
+    ) -> Result<Option<Tensor>> {
+        if self.model.device.is_cpu() || !cuda::enabled() {
+            return Ok(None);
+        }
+        let (_, _, s, dh) = ck.dims4()?;
+        let inner = att.heads * att.head_dim;
+        if dh != att.head_dim || self.bias.as_ref().is_some_and(|b| !b.is_contiguous()) {
+            return Ok(None);
+        }
+        let q = att.q.forward(h)?;
+        let kv = KvStrides {
+            src: att.heads * s * dh,
+            head: s * dh,
+            key: dh,
+        };
+        // padding bias [cross rows, 1, 1, s]: one row per source, the same for every head
+        let bias = self.bias.as_ref().map(|b| BiasStrides {
+            bias: b,
+            src: s,
+            head: 0,
+        });
+        match cuda::attend_one(&q, ck, cv, s, att.heads, self.group, kv, bias)? {
+            Some(o) => Ok(Some(att.o.forward(&o.reshape((self.rows, 1, inner))?)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The decoder layers on the CPU: projections and feed-forward through `Linear`,
     /// attention over host buffers.
     fn host_layers(&mut self, mut x: Tensor, pos: usize) -> Result<Tensor> {
@@ -634,7 +670,7 @@ impl IncrementalDecoder<'_> {
         {
             x = block(&x, &layer.self_norm, m.pre_norm, |h| {
                 let att = &layer.self_attn;
-                let q = att.query(h)?;
+                let q = att.q.forward(h)?;
                 let kv_shape = (1, self.rows, att.heads, att.head_dim);
                 cache
                     .k
@@ -642,6 +678,26 @@ impl IncrementalDecoder<'_> {
                 cache
                     .v
                     .slice_set(&att.v.forward(h)?.reshape(kv_shape)?, 0, pos)?;
+                // GPU: one kernel reads the cache in place (no per-step copies of it)
+                let inner = att.heads * att.head_dim;
+                let kv = KvStrides {
+                    src: inner,
+                    head: att.head_dim,
+                    key: self.rows * inner,
+                };
+                // [1, h, 1, pos + 1] view of the by-distance table: per head, shared by rows
+                let bias = self_bias.as_ref().map(|b| BiasStrides {
+                    bias: b,
+                    src: 0,
+                    head: b.stride()[1],
+                });
+                let heads = att.heads;
+                if let Some(o) =
+                    cuda::attend_one(&q, &cache.k, &cache.v, pos + 1, heads, 1, kv, bias)?
+                {
+                    return att.o.forward(&o.reshape((self.rows, 1, inner))?);
+                }
+                let q = att.split_heads(&q)?;
                 // [pos+1, rows, h, dh] -> [rows, h, pos+1, dh] without copying (CPU gemm takes
                 // any strides; other backends get a contiguous copy)
                 let view = |t: &Tensor| -> Result<Tensor> {
@@ -655,6 +711,9 @@ impl IncrementalDecoder<'_> {
                 att.attend(&q, &view(&cache.k)?, &view(&cache.v)?, self_bias.as_ref())
             })?;
             x = block(&x, &layer.cross_norm, m.pre_norm, |h| {
+                if let Some(o) = self.cross_attend_one(&layer.cross_attn, h, ck, cv)? {
+                    return Ok(o);
+                }
                 if self.group == 1 {
                     let q = layer.cross_attn.query(h)?;
                     return layer.cross_attn.attend(&q, ck, cv, self.bias.as_ref());
