@@ -232,51 +232,54 @@ fn own_kernels_match_candle_ops() {
         println!("gpu: kernel bias_act {act:?} max|diff| {d:.2e}");
         assert!(d < 1e-5, "bias_act {act:?}: {d}");
     }
-    // one-query attention: cross layout [sources, h, s, dh], 3 beams per source, padding bias
-    let (src, group, heads, s, dh) = (3usize, 3usize, 4usize, 37usize, 64usize);
-    let rows = src * group;
-    let q = Tensor::randn(0f32, 0.3, (rows, 1, heads * dh), &dev).unwrap();
-    let k = Tensor::randn(0f32, 1.0, (src, heads, s, dh), &dev).unwrap();
-    let v = Tensor::randn(0f32, 1.0, (src, heads, s, dh), &dev).unwrap();
-    let mut mask = vec![0f32; src * s];
-    mask[s - 5..s].fill(f32::MIN); // source 0: 5 padded keys
-    let bias = Tensor::from_vec(mask, (src, 1, 1, s), &dev).unwrap();
-    let kv = KvStrides {
-        src: heads * s * dh,
-        head: s * dh,
-        key: dh,
-    };
-    let bs = BiasStrides {
-        bias: &bias,
-        src: s,
-        head: 0,
-    };
-    let got = cuda::attend_one(&q, &k, &v, s, heads, group, kv, Some(bs))
-        .unwrap()
-        .expect("applies");
-    let qh = q
-        .reshape((src, group, heads, dh))
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap()
-        .contiguous()
-        .unwrap();
-    let sc = qh
-        .matmul(&k.t().unwrap())
-        .unwrap()
-        .broadcast_add(&bias)
-        .unwrap();
-    let p = candle_nn::ops::softmax_last_dim(&sc).unwrap();
-    let want = p
-        .matmul(&v)
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap()
-        .reshape((rows, heads * dh))
-        .unwrap();
-    let d = diff(&got, &want);
-    println!("gpu: kernel attend_one (cross, beams, padding) max|diff| {d:.2e}");
-    assert!(d < 1e-5, "attend_one cross: {d}");
+    // one-query attention: cross layout [sources, h, s, dh], beams per source (3: one row per
+    // block; 2, 4, 8: a source's beams in one block), padding bias on source 0
+    let (heads, s, dh) = (4usize, 37usize, 64usize);
+    for (src, group) in [(3usize, 3usize), (3, 2), (2, 4), (2, 8)] {
+        let rows = src * group;
+        let q = Tensor::randn(0f32, 0.3, (rows, 1, heads * dh), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (src, heads, s, dh), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (src, heads, s, dh), &dev).unwrap();
+        let mut mask = vec![0f32; src * s];
+        mask[s - 5..s].fill(f32::MIN); // source 0: 5 padded keys
+        let bias = Tensor::from_vec(mask, (src, 1, 1, s), &dev).unwrap();
+        let kv = KvStrides {
+            src: heads * s * dh,
+            head: s * dh,
+            key: dh,
+        };
+        let bs = BiasStrides {
+            bias: &bias,
+            src: s,
+            head: 0,
+        };
+        let got = cuda::attend_one(&q, &k, &v, s, heads, group, kv, Some(bs))
+            .unwrap()
+            .expect("applies");
+        let qh = q
+            .reshape((src, group, heads, dh))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let sc = qh
+            .matmul(&k.t().unwrap())
+            .unwrap()
+            .broadcast_add(&bias)
+            .unwrap();
+        let p = candle_nn::ops::softmax_last_dim(&sc).unwrap();
+        let want = p
+            .matmul(&v)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((rows, heads * dh))
+            .unwrap();
+        let d = diff(&got, &want);
+        println!("gpu: kernel attend_one (cross, {group} beams, padding) max|diff| {d:.2e}");
+        assert!(d < 1e-5, "attend_one cross: {d}");
+    }
     // self-attention cache [max_len, rows, h, dh], keys 0..=pos
     let (max_len, pos, rows) = (20usize, 12usize, 5usize);
     let kc = Tensor::randn(0f32, 1.0, (max_len, rows, heads, dh), &dev).unwrap();
@@ -309,6 +312,18 @@ fn own_kernels_match_candle_ops() {
     let d = diff(&got, &want);
     println!("gpu: kernel attend_one (self cache) max|diff| {d:.2e}");
     assert!(d < 1e-5, "attend_one self: {d}");
+    // post-norm residual: LayerNorm(a + b)
+    let a = Tensor::randn(0f32, 1.0, (7, 1000), &dev).unwrap();
+    let b2 = Tensor::randn(3f32, 2.0, (7, 1000), &dev).unwrap();
+    let w = Tensor::randn(1f32, 0.2, 1000, &dev).unwrap();
+    let beta = Tensor::randn(0f32, 0.2, 1000, &dev).unwrap();
+    let got = cuda::add_layer_norm(&a, &b2, &w, &beta, 1e-5)
+        .unwrap()
+        .expect("applies");
+    let want = candle_nn::ops::layer_norm(&(&a + &b2).unwrap(), &w, &beta, 1e-5).unwrap();
+    let d = diff(&got, &want);
+    println!("gpu: kernel add_layer_norm max|diff| {d:.2e}");
+    assert!(d < 1e-4, "add_layer_norm: {d}");
     // top-n: values on a coarse grid (many ties), a masked token, per-row additions, a NaN row
     let (rows, vocab) = (6usize, 1000usize);
     let mut data: Vec<f32> = (0..rows * vocab)

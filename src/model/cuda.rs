@@ -56,7 +56,10 @@ fn act_code(act: Option<Activation>) -> Option<i32> {
 const ATTEND_THREADS: usize = 256;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 const ATTEND_MAX_KEYS: usize = 48 * 1024 / 4 - 32 - ATTEND_THREADS;
-/// Rows of a [`topk`] (the candidates of beam search: 2 x beams).
+/// Widest row [`add_layer_norm`] takes (its row lives in 48 KiB of shared memory).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const LN_MAX_D: usize = 48 * 1024 / 4;
+/// Most candidates per row a [`topk`] returns (beam search takes 2 x beams).
 pub const TOPK_MAX: usize = 16;
 
 #[cfg(feature = "cuda")]
@@ -69,6 +72,7 @@ mod imp {
     use candle_core::{CudaDevice, CudaStorage, DType, Device, Layout, Result, Storage, Tensor};
     use half::{bf16, f16};
 
+    use super::LN_MAX_D;
     use super::{act_code, enabled, BiasStrides, KvStrides, ATTEND_MAX_KEYS, ATTEND_THREADS};
     use super::{Activation, TOPK_MAX};
 
@@ -196,6 +200,12 @@ mod imp {
         else {
             return Ok(None);
         };
+        // beams of one source in one block (keys and values read once for all of them)
+        let fits = |r: usize| (r * (keys + ATTEND_THREADS) + 32) * 4 <= 48 * 1024;
+        let per_block = [8usize, 4, 2]
+            .into_iter()
+            .find(|&r| group % r == 0 && fits(r))
+            .unwrap_or(1);
         #[allow(clippy::too_many_arguments)]
         fn run<T: CudaDType + DeviceRepr>(
             dev: &CudaDevice,
@@ -205,10 +215,10 @@ mod imp {
             v: &Tensor,
             bias: Option<BiasStrides>,
             grid: (u32, u32),
-            sizes: (u32, u32, u32),
+            sizes: (u32, u32, u32, u32),
             kv: KvStrides,
         ) -> Result<Tensor> {
-            let (keys, dh, group) = sizes;
+            let (keys, dh, group, per_block) = sizes;
             let (qs, ql) = q.storage_and_layout();
             let (ks, kl) = k.storage_and_layout();
             let (vs, vl) = v.storage_and_layout();
@@ -243,27 +253,95 @@ mod imp {
             let cfg = LaunchConfig {
                 grid_dim: (grid.0, grid.1, 1),
                 block_dim: (ATTEND_THREADS as u32, 1, 1),
-                shared_mem_bytes: (keys + 32 + ATTEND_THREADS as u32) * 4,
+                shared_mem_bytes: (per_block * (keys + ATTEND_THREADS as u32) + 32) * 4,
             };
             // SAFETY: argument types and order match tt_attend_one_* in kernels.cu; the caller
             // checked that the last element read lies inside k and v, and the bias strides
             // come from the caller's layout.
             unsafe { lb.launch(cfg) }.w()?;
-            Ok(wrap(
-                out,
-                dev,
-                &[
-                    q.elem_count() / (grid.1 as usize * dh as usize),
-                    grid.1 as usize * dh as usize,
-                ],
-            ))
+            let inner = grid.1 as usize * dh as usize;
+            Ok(wrap(out, dev, &[q.elem_count() / inner, inner]))
         }
-        let grid = (rows32, heads as u32);
-        let sizes = (keys32, dh as u32, group32);
+        let grid = (rows32 / per_block as u32, heads as u32);
+        let sizes = (keys32, dh as u32, group32, per_block as u32);
+        let name = |t: &str| format!("tt_attend_one_r{per_block}_{t}");
         Ok(Some(match dt {
-            DType::F32 => run::<f32>(dev, "tt_attend_one_f32", q, k, v, bias, grid, sizes, kv)?,
-            DType::F16 => run::<f16>(dev, "tt_attend_one_f16", q, k, v, bias, grid, sizes, kv)?,
-            DType::BF16 => run::<bf16>(dev, "tt_attend_one_bf16", q, k, v, bias, grid, sizes, kv)?,
+            DType::F32 => run::<f32>(dev, &name("f32"), q, k, v, bias, grid, sizes, kv)?,
+            DType::F16 => run::<f16>(dev, &name("f16"), q, k, v, bias, grid, sizes, kv)?,
+            DType::BF16 => run::<bf16>(dev, &name("bf16"), q, k, v, bias, grid, sizes, kv)?,
+            _ => return Ok(None),
+        }))
+    }
+
+    pub fn add_layer_norm(
+        a: &Tensor,
+        b: &Tensor,
+        w: &Tensor,
+        beta: &Tensor,
+        eps: f64,
+    ) -> Result<Option<Tensor>> {
+        let Some(dev) = cuda_dev(a) else {
+            return Ok(None);
+        };
+        let d = w.elem_count();
+        let dt = a.dtype();
+        let ok = |t: &Tensor| t.dtype() == dt && t.is_contiguous();
+        if d == 0
+            || a.dims() != b.dims()
+            || a.dims().last() != Some(&d)
+            || beta.elem_count() != d
+            || d > LN_MAX_D
+            || !(ok(a) && ok(b) && ok(w) && ok(beta))
+        {
+            return Ok(None);
+        }
+        let rows = a.elem_count() / d;
+        let (Some(rows32), Some(d32)) = (u32_of(rows), u32_of(d)) else {
+            return Ok(None);
+        };
+        if rows == 0 {
+            return Ok(None);
+        }
+        fn run<T: CudaDType + DeviceRepr>(
+            dev: &CudaDevice,
+            name: &str,
+            t: [&Tensor; 4],
+            rows: u32,
+            d: u32,
+            eps: f32,
+        ) -> Result<Tensor> {
+            let g: Vec<_> = t.iter().map(|x| x.storage_and_layout()).collect();
+            let v = g
+                .iter()
+                .map(|(s, l)| view::<T>(s, l))
+                .collect::<Result<Vec<_>>>()?;
+            // SAFETY: every element is written by the kernel.
+            let out = unsafe { dev.alloc::<T>(t[0].elem_count())? };
+            let f = dev.get_or_load_custom_func(name, MODULE, PTX)?;
+            let mut lb = f.builder();
+            lb.arg(&v[0])
+                .arg(&v[1])
+                .arg(&v[2])
+                .arg(&v[3])
+                .arg(&out)
+                .arg(&d)
+                .arg(&eps);
+            let cfg = LaunchConfig {
+                grid_dim: (rows, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: d * 4,
+            };
+            // SAFETY: argument types and order match tt_add_layernorm_* in kernels.cu; a and
+            // b hold rows x d elements, w and beta d.
+            unsafe { lb.launch(cfg) }.w()?;
+            Ok(wrap(out, dev, t[0].dims()))
+        }
+        let t = [a, b, w, beta];
+        let eps = eps as f32;
+        Ok(Some(match dt {
+            DType::F32 => run::<f32>(dev, "tt_add_layernorm_f32", t, rows32, d32, eps)?,
+            DType::F16 => run::<f16>(dev, "tt_add_layernorm_f16", t, rows32, d32, eps)?,
+            DType::BF16 => run::<bf16>(dev, "tt_add_layernorm_bf16", t, rows32, d32, eps)?,
             _ => return Ok(None),
         }))
     }
@@ -364,6 +442,16 @@ mod imp {
         Ok(None)
     }
 
+    pub fn add_layer_norm(
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        _: f64,
+    ) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+
     pub fn topk(
         _: &Tensor,
         _: Option<&Tensor>,
@@ -381,6 +469,9 @@ pub use imp::bias_act;
 /// dh]` -> `[rows, heads * dh]`; keys/values addressed by `kv` from their start offsets, rows
 /// in groups of `group` sharing one source's keys (beams).
 pub use imp::attend_one;
+
+/// Post-norm residual in one pass: `LayerNorm(a + b)` with weight `w` and bias `beta`.
+pub use imp::add_layer_norm;
 
 /// Per row of f32 `scores` `[rows, vocab]`: the `n` best of `(scores + mask) + add[row]`
 /// (value descending, index ascending) as `rows x (2n + 1)` u32: `n` value bit patterns, `n`

@@ -238,6 +238,18 @@ impl Norm {
 }
 
 impl Norm {
+    /// `self(a + b)`, the post-norm residual; one kernel on a GPU for LayerNorm.
+    pub fn forward_add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if let Norm::Layer { weight, bias, eps } = self {
+            if !a.device().is_cpu() {
+                if let Some(y) = super::cuda::add_layer_norm(a, b, weight, bias, *eps)? {
+                    return Ok(y);
+                }
+            }
+        }
+        self.forward(&(a + b)?)
+    }
+
     /// CPU f32: [`crate::simd::norm_rows`].
     fn forward_host(&self, x: &Tensor) -> Result<Tensor> {
         use super::with_slice;

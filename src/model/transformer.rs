@@ -88,7 +88,7 @@ fn block(
     if pre {
         Ok((x + f(&norm.forward(x)?)?)?)
     } else {
-        norm.forward(&(x + f(x)?)?)
+        norm.forward_add(x, &f(x)?)
     }
 }
 

@@ -70,7 +70,7 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
 
 // ---------------------------------------------------------------------------------------------
 // Attention of ONE query position per (row, head), as a decoding step has: one block per
-// (row = blockIdx.x, head = blockIdx.y), softmax in f32, heads written merged.
+// (R consecutive rows = blockIdx.x, head = blockIdx.y), softmax in f32, heads written merged.
 //   q:   [rows, heads * dh] (the query projection as it comes out, no head split)
 //   k/v: element (row r, head h, key j, dim d) at (r / group) * s_src + h * s_head + j * s_key + d
 //        (self-attention cache [max_len, rows, heads, dh]: group 1, s_src = heads * dh,
@@ -78,79 +78,157 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
 //        heads * s * dh, s_head = s * dh, s_key = dh, `group` beams per source)
 //   bias (nullable): additive, element (r / group, h, j) at (r / group) * b_src + h * b_head + j
 //   out: [rows, heads * dh]
-// Shared memory: keys + 32 + blockDim floats. dh <= 256.
-template <typename T>
+// R > 1 (R divides group): the block's R rows are beams of one source, so each key and value
+// is read once for all of them instead of once per beam.
+// Shared memory: R * keys + 32 + R * blockDim floats. dh <= 256.
+template <typename T, int R>
 __device__ void attend_one(const T* q, const T* k, const T* v, const T* bias, T* out,
                            uint32_t keys, uint32_t dh, uint32_t group, uint64_t s_src,
                            uint64_t s_head, uint64_t s_key, uint64_t b_src, uint64_t b_head) {
     extern __shared__ float sm[];
     float* scores = sm;
-    float* red = sm + keys;
+    float* red = sm + R * keys;
     float* part = red + 32;
-    const uint32_t r = blockIdx.x, h = blockIdx.y, heads = gridDim.y;
-    const uint32_t src = r / group;
+    const uint32_t r0 = blockIdx.x * R, h = blockIdx.y, heads = gridDim.y;
+    const uint32_t src = r0 / group;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    const size_t qo = ((size_t)r * heads + h) * dh;
     const size_t base = (size_t)src * s_src + (size_t)h * s_head;
-    float qv[8];
+    float qv[R][8];
 #pragma unroll
-    for (int t = 0; t < 8; t++) {
-        const uint32_t d = lane + 32 * t;
-        qv[t] = d < dh ? ld(q, qo + d) : 0.0f;
+    for (int i = 0; i < R; i++) {
+        const size_t qo = ((size_t)(r0 + i) * heads + h) * dh;
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            const uint32_t d = lane + 32 * t;
+            qv[i][t] = d < dh ? ld(q, qo + d) : 0.0f;
+        }
     }
     // scores: one warp per key, lanes over the head dimension
     for (uint32_t j = warp; j < keys; j += nwarps) {
         const size_t ko = base + (size_t)j * s_key;
-        float acc = 0.0f;
+        float kk[8];
 #pragma unroll
         for (int t = 0; t < 8; t++) {
             const uint32_t d = lane + 32 * t;
-            if (d < dh) acc += qv[t] * ld(k, ko + d);
+            kk[t] = d < dh ? ld(k, ko + d) : 0.0f;
         }
-        for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-        if (lane == 0) {
-            if (bias) acc += ld(bias, (size_t)src * b_src + (size_t)h * b_head + j);
-            scores[j] = acc;
+        const float bj = bias ? ld(bias, (size_t)src * b_src + (size_t)h * b_head + j) : 0.0f;
+#pragma unroll
+        for (int i = 0; i < R; i++) {
+            float acc = 0.0f;
+#pragma unroll
+            for (int t = 0; t < 8; t++) acc += qv[i][t] * kk[t];
+            for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+            if (lane == 0) scores[i * keys + j] = bias ? acc + bj : acc;
         }
     }
     __syncthreads();
-    float m = -INFINITY;
-    for (uint32_t j = threadIdx.x; j < keys; j += blockDim.x) m = fmaxf(m, scores[j]);
-    m = block_max(m, red);
-    float sum = 0.0f;
-    for (uint32_t j = threadIdx.x; j < keys; j += blockDim.x) {
-        const float e = expf(scores[j] - m);
-        scores[j] = e;
-        sum += e;
+    float sum[R];
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        float* sc = scores + i * keys;
+        float m = -INFINITY;
+        for (uint32_t j = threadIdx.x; j < keys; j += blockDim.x) m = fmaxf(m, sc[j]);
+        m = block_max(m, red);
+        float s = 0.0f;
+        for (uint32_t j = threadIdx.x; j < keys; j += blockDim.x) {
+            const float e = expf(sc[j] - m);
+            sc[j] = e;
+            s += e;
+        }
+        sum[i] = block_sum(s, red);  // its __syncthreads also publish the exponentials
     }
-    sum = block_sum(sum, red);  // its __syncthreads also publish the exponentials
     // weighted values: `groups` sets of dh threads, each over every groups-th key
     const uint32_t groups = dh <= blockDim.x ? blockDim.x / dh : 1;
     const uint32_t d = threadIdx.x % dh, g = threadIdx.x / dh;
-    float acc = 0.0f;
     if (g < groups) {
-        for (uint32_t j = g; j < keys; j += groups) acc += scores[j] * ld(v, base + (size_t)j * s_key + d);
-        part[threadIdx.x] = acc;
+        float acc[R];
+#pragma unroll
+        for (int i = 0; i < R; i++) acc[i] = 0.0f;
+        for (uint32_t j = g; j < keys; j += groups) {
+            const float vv = ld(v, base + (size_t)j * s_key + d);
+#pragma unroll
+            for (int i = 0; i < R; i++) acc[i] += scores[i * keys + j] * vv;
+        }
+#pragma unroll
+        for (int i = 0; i < R; i++) part[i * blockDim.x + threadIdx.x] = acc[i];
     }
     __syncthreads();
     if (threadIdx.x < dh) {
-        float tot = 0.0f;
-        for (uint32_t gg = 0; gg < groups; gg++) tot += part[gg * dh + threadIdx.x];
-        st(out, qo + threadIdx.x, tot / sum);
+#pragma unroll
+        for (int i = 0; i < R; i++) {
+            float tot = 0.0f;
+            for (uint32_t gg = 0; gg < groups; gg++) tot += part[i * blockDim.x + gg * dh + threadIdx.x];
+            st(out, ((size_t)(r0 + i) * heads + h) * dh + threadIdx.x, tot / sum[i]);
+        }
     }
 }
 
-#define ATTEND_ONE(NAME, T)                                                                   \
+#define ATTEND_ONE(NAME, T, R)                                                                \
     extern "C" __global__ void NAME(const T* q, const T* k, const T* v, const T* bias, T* out, \
                                     uint32_t keys, uint32_t dh, uint32_t group, uint64_t s_src, \
                                     uint64_t s_head, uint64_t s_key, uint64_t b_src,           \
                                     uint64_t b_head) {                                        \
-        attend_one<T>(q, k, v, bias, out, keys, dh, group, s_src, s_head, s_key, b_src,       \
-                      b_head);                                                                \
+        attend_one<T, R>(q, k, v, bias, out, keys, dh, group, s_src, s_head, s_key, b_src,    \
+                         b_head);                                                             \
     }
-ATTEND_ONE(tt_attend_one_f32, float)
-ATTEND_ONE(tt_attend_one_f16, __half)
-ATTEND_ONE(tt_attend_one_bf16, __nv_bfloat16)
+ATTEND_ONE(tt_attend_one_r1_f32, float, 1)
+ATTEND_ONE(tt_attend_one_r1_f16, __half, 1)
+ATTEND_ONE(tt_attend_one_r1_bf16, __nv_bfloat16, 1)
+ATTEND_ONE(tt_attend_one_r2_f32, float, 2)
+ATTEND_ONE(tt_attend_one_r2_f16, __half, 2)
+ATTEND_ONE(tt_attend_one_r2_bf16, __nv_bfloat16, 2)
+ATTEND_ONE(tt_attend_one_r4_f32, float, 4)
+ATTEND_ONE(tt_attend_one_r4_f16, __half, 4)
+ATTEND_ONE(tt_attend_one_r4_bf16, __nv_bfloat16, 4)
+ATTEND_ONE(tt_attend_one_r8_f32, float, 8)
+ATTEND_ONE(tt_attend_one_r8_f16, __half, 8)
+ATTEND_ONE(tt_attend_one_r8_bf16, __nv_bfloat16, 8)
+
+// ---------------------------------------------------------------------------------------------
+// Post-norm residual: out = LayerNorm(a + b) * w + beta over rows of d (one block per row).
+// The sum is rounded to T first, as the separate add would store it; mean and centred
+// variance in f32, two passes (as torch). Shared memory: d floats.
+template <typename T>
+__device__ __forceinline__ float round_to(float v) {
+    T t;
+    st(&t, 0, v);
+    return ld(&t, 0);
+}
+
+template <typename T>
+__device__ void add_layernorm(const T* a, const T* b, const T* w, const T* beta, T* out,
+                              uint32_t d, float eps) {
+    extern __shared__ float row[];
+    __shared__ float red[32];
+    const size_t base = (size_t)blockIdx.x * d;
+    float s = 0.0f;
+    for (uint32_t i = threadIdx.x; i < d; i += blockDim.x) {
+        const float v = round_to<T>(ld(a, base + i) + ld(b, base + i));
+        row[i] = v;
+        s += v;
+    }
+    const float mean = block_sum(s, red) / (float)d;
+    float q = 0.0f;
+    for (uint32_t i = threadIdx.x; i < d; i += blockDim.x) {
+        const float c = row[i] - mean;
+        q += c * c;
+    }
+    const float var = block_sum(q, red) / (float)d;
+    const float inv = 1.0f / sqrtf(var + eps);
+    for (uint32_t i = threadIdx.x; i < d; i += blockDim.x) {
+        st(out, base + i, (row[i] - mean) * inv * ld(w, i) + ld(beta, i));
+    }
+}
+
+#define ADD_LN(NAME, T)                                                                       \
+    extern "C" __global__ void NAME(const T* a, const T* b, const T* w, const T* beta, T* out, \
+                                    uint32_t d, float eps) {                                  \
+        add_layernorm<T>(a, b, w, beta, out, d, eps);                                         \
+    }
+ADD_LN(tt_add_layernorm_f32, float)
+ADD_LN(tt_add_layernorm_f16, __half)
+ADD_LN(tt_add_layernorm_bf16, __nv_bfloat16)
 
 // ---------------------------------------------------------------------------------------------
 // Candidate selection: per row r of f32 scores [rows, vocab], the N best of
