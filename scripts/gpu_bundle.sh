@@ -5,6 +5,7 @@
 #                  SASS are embedded)
 #     gpu_parity   tests/gpu_parity.rs test executable (release, stripped, about as large)
 #     lib/         libcudart.so.13 (linked for candle's MoE kernels)
+#     articles.jsonl  20 VietNews articles for the end-to-end `tomtat run` check
 # xz brings the two binaries to ~17 MB, under the 64 MiB a carried working tree may hold.
 # gpu-bundle/ is git-ignored: carry it with the working tree; scripts/gpu_check.sh unpacks it.
 # Uses scripts/cuda_build.sh (toolchain from PyPI wheels, no GPU needed).
@@ -42,5 +43,8 @@ cp "$exe" "$B/gpu_parity"
 strip "$B/tomtat" "$B/gpu_parity"
 cp -L "$NV/cu13/lib/libcudart.so.13" "$B/lib/"
 du -sh "$B"/* "$B"/lib/*
-(cd "$B" && XZ_OPT="-6 -T0" tar -cJf bundle.tar.xz tomtat gpu_parity lib && rm -rf tomtat gpu_parity lib)
+# articles for gpu_check.sh's end-to-end `tomtat run` (the GPU machine has no ../shared/data)
+head -20 "$ROOT/../shared/data/vietnews/val300.jsonl" > "$B/articles.jsonl"
+(cd "$B" && XZ_OPT="-6 -T0" tar -cJf bundle.tar.xz tomtat gpu_parity lib articles.jsonl &&
+    rm -rf tomtat gpu_parity lib articles.jsonl)
 du -sh "$B/bundle.tar.xz"

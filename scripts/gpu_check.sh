@@ -6,6 +6,7 @@
 #     tomtat        release binary built with --features cuda (stripped)
 #     gpu_parity    the tests/gpu_parity.rs test executable
 #     lib/          libcudart.so.13 (only for candle's unused MoE kernels)
+#     articles.jsonl  20 VietNews articles for the end-to-end check (step 3c)
 # The CUDA libraries the binary links (cublas, cublasLt, curand, nvrtc; CUDA 13 by default) are taken from the
 # Python environment's nvidia-* wheels (installed with torch), or /usr/local/cuda.
 #
@@ -17,10 +18,14 @@
 #      transformers fp16 generate() on the same model files (scripts/gpu_bench_hf.py), same
 #      forced lengths; GPU memory peaks: nvidia-smi polled every 100 ms around each process
 #      (both engines), plus torch's max_memory_allocated/reserved for transformers
+#   3c. end to end: `tomtat run` (split, translate, summarize) on the bundled articles with small
+#      random models on the repository's tokenizers, GPU f32 / f16 vs CPU f32 (E2E=0 skips)
 #   4. summary table -> $OUT/summary.md
 #
 #   OUT=/some/dir scripts/gpu_check.sh            # results in $OUT (default ./gpu-out)
 #   HF_BEAMS=1 EXTRAS=0 scripts/gpu_check.sh      # shorter: transformers greedy only, no extras
+#   PARITY=0 SPEED=0 scripts/gpu_check.sh         # only the end-to-end check
+#   AB=1 scripts/gpu_check.sh                     # also time tomtat without its own CUDA kernels
 #   scripts/gpu_check.sh --dry-run                # CPU only, tiny shapes: checks the plumbing
 set -uo pipefail
 
@@ -129,6 +134,7 @@ run_polled() {
         >> "$OUT/memory.jsonl"
 }
 
+[[ ${SPEED:-1} == 0 ]] && WORK=()
 section "3. speed: tomtat vs transformers ($HF_DT), batch $BATCH"
 : > "$OUT/memory.jsonl"
 for w in "${WORK[@]}"; do
@@ -176,6 +182,48 @@ if [[ ${EXTRAS:-$((1 - DRY))} == 1 ]]; then
             "$PY" -c 'import json,sys; t=json.load(open(sys.argv[1]))[0]; print(sys.argv[2], "%.0f tok/s, enc %.1f ms, %.2f ms/step" % (t["tokens_per_s"], t["encoder_ms"], t["decoder_ms_per_step"]))' \
                 "$OUT/extra_$tag.json" "tomtat $name $dt batch $bs:" || tail -3 "$OUT/extra_$tag.err"
     done
+fi
+
+# The main job end to end (`tomtat run`: split, translate, summarize, records) on the articles
+# the bundle carries (gpu_bundle.sh: 20 VietNews articles), with small random models on the
+# repository's real tokenizers: GPU f32 and f16 against the CPU (f32) in the same script.
+ART=${ARTICLES:-$B/articles.jsonl}
+if [[ ${E2E:-1} == 1 && -f $ART ]]; then
+    section "3c. end to end: tomtat run on $(wc -l < "$ART") articles"
+    "$BIN" -q random-model --arch marian --tokenizer "$ROOT/tests/fixtures/tokenizers/marian-vi-en" \
+        --out "$W/e2e-translator" > /dev/null &&
+    "$BIN" -q random-model --arch bart --tokenizer "$ROOT/tests/fixtures/tokenizers/bart-bpe" \
+        --out "$W/e2e-summarizer" > /dev/null || echo "random-model (e2e) failed"
+    for x in "$DEV f32" "$DEV auto" "cpu f32"; do
+        read -r dev dt <<< "$x"
+        tag="${dev}_$dt"
+        t=$SECONDS
+        timeout "${E2E_TIMEOUT:-150}" "$BIN" -q run "$ART" --translator "$W/e2e-translator" \
+            --summarizer "$W/e2e-summarizer" --text-field body_sentences --beams 1 \
+            --device "$dev" --dtype "$dt" -o "$OUT/e2e_$tag.jsonl" 2> "$OUT/e2e_$tag.err"
+        echo "tomtat run --device $dev --dtype $dt: exit $? in $((SECONDS - t)) s"
+    done
+    "$PY" - "$OUT" "$DEV" <<'EOF2'
+import json, os, sys
+out, dev = sys.argv[1], sys.argv[2]
+def load(tag):
+    p = os.path.join(out, f"e2e_{tag}.jsonl")
+    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+ref = load("cpu_f32")
+for tag in dict.fromkeys((f"{dev}_f32", f"{dev}_auto", "cpu_f32")):
+    recs = load(tag)
+    ok = [r for r in recs if r.get("translation") is not None and r.get("summary") is not None]
+    line = f"e2e {tag}: {len(recs)} records, {len(ok)} with translation and summary"
+    if tag != "cpu_f32" and ref:
+        same_t = sum(a.get("translation") == b.get("translation") for a, b in zip(recs, ref))
+        same_s = sum(a.get("summary") == b.get("summary") for a, b in zip(recs, ref))
+        sents = [(x.get("translation"), y.get("translation")) for a, b in zip(recs, ref)
+                 for x, y in zip(a.get("sentences", []), b.get("sentences", []))]
+        same_sent = sum(x == y for x, y in sents)
+        line += (f"; vs cpu f32: {same_t}/{len(ref)} translations, {same_s}/{len(ref)} summaries, "
+                 f"{same_sent}/{len(sents)} sentence translations identical")
+    print(line)
+EOF2
 fi
 
 section "4. summary"

@@ -327,6 +327,8 @@ pub(crate) mod mock {
     pub struct Mock {
         pub window: usize,
         pub words_out: Option<usize>,
+        /// Added to every reported output length (to hit length caps).
+        pub inflate: usize,
         pub calls: Mutex<Vec<usize>>,
         pub vocab: Mutex<Vec<String>>,
     }
@@ -336,6 +338,7 @@ pub(crate) mod mock {
             Mock {
                 window,
                 words_out,
+                inflate: 0,
                 calls: Mutex::new(Vec::new()),
                 vocab: Mutex::new(Vec::new()),
             }
@@ -387,7 +390,7 @@ pub(crate) mod mock {
                         None => words.iter().map(|w| format!("EN:{w}")).collect::<Vec<_>>(),
                         Some(n) => words.into_iter().take(n).collect(),
                     };
-                    let n = out.len();
+                    let n = out.len() + self.inflate;
                     (out.join(" "), n)
                 })
                 .collect())

@@ -285,9 +285,13 @@ pub fn translate_docs(
                 tok_out[u.doc] += n;
                 if n >= max_new_for(u.ids.len()) {
                     if let Ok(r) = &mut results[u.doc] {
+                        let what = if u.sent == usize::MAX {
+                            "the title".to_string()
+                        } else {
+                            format!("sentence {}", u.sent)
+                        };
                         r.warnings.push(format!(
-                            "length-cap: a piece of sentence {} hit the {n}-token translation cap",
-                            u.sent
+                            "length-cap: a piece of {what} hit the {n}-token translation cap"
                         ));
                     }
                 }
@@ -405,6 +409,37 @@ mod tests {
         );
         // Several batches were cut by the 8-token budget.
         assert!(m.calls.lock().unwrap().len() >= 2);
+    }
+
+    /// A length-cap warning names the sentence, or "the title" (not the title's internal
+    /// index).
+    #[test]
+    fn length_cap_warnings_name_sentence_or_title() {
+        let mut d = doc("t", "Một hai. Ba bốn.");
+        d.extra.insert("title".into(), "Tiêu đề".into());
+        let mut m = Mock::new(50, None);
+        m.inflate = 1000;
+        let opts = Options {
+            stages: Stages::Translate,
+            ..Options::default()
+        };
+        let mut stats = Stats::default();
+        let res = process_batch(&[d], &opts, Some(&m), None, &mut stats);
+        let w = &res[0].as_ref().unwrap().warnings;
+        let caps: Vec<&String> = w.iter().filter(|x| x.starts_with("length-cap")).collect();
+        assert_eq!(caps.len(), 3, "{w:?}");
+        assert!(
+            caps.iter().any(|x| x.contains("a piece of the title ")),
+            "{w:?}"
+        );
+        assert!(
+            caps.iter().any(|x| x.contains("a piece of sentence 1 ")),
+            "{w:?}"
+        );
+        assert!(
+            !w.iter().any(|x| x.contains(&usize::MAX.to_string())),
+            "{w:?}"
+        );
     }
 
     #[test]
