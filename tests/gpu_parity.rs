@@ -194,24 +194,13 @@ fn gpu_memory_is_reported() {
 fn own_kernels_match_candle_ops() {
     use candle_core::Tensor;
     use tomtat::model::config::Activation;
-    use tomtat::model::cuda::{self, BiasStrides, KvStrides};
+    use tomtat::model::cuda::{self, BiasStrides, KvStrides, Query};
     let Some(dev) = gpu() else { return };
     if dev.is_cpu() || !cuda::enabled() {
         eprintln!("gpu: own kernels not checked (cpu, or TOMTAT_CUDA_KERNELS=0)");
         return;
     }
-    let diff = |a: &Tensor, b: &Tensor| -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    };
+    let diff = |a: &Tensor, b: &Tensor| max_abs(&(a - b).unwrap());
     // bias + activation
     let x = Tensor::randn(0f32, 2.0, (37, 300), &dev).unwrap();
     let b = Tensor::randn(0f32, 1.0, 300, &dev).unwrap();
@@ -253,7 +242,13 @@ fn own_kernels_match_candle_ops() {
             src: s,
             head: 0,
         };
-        let got = cuda::attend_one(&q, &k, &v, s, heads, group, kv, Some(bs))
+        let query = Query {
+            q: &q,
+            row: heads * dh,
+            heads,
+            dh,
+        };
+        let got = cuda::attend_one(query, &k, &v, s, group, kv, Some(bs))
             .unwrap()
             .expect("applies");
         let qh = q
@@ -284,15 +279,56 @@ fn own_kernels_match_candle_ops() {
     let (max_len, pos, rows) = (20usize, 12usize, 5usize);
     let kc = Tensor::randn(0f32, 1.0, (max_len, rows, heads, dh), &dev).unwrap();
     let vc = Tensor::randn(0f32, 1.0, (max_len, rows, heads, dh), &dev).unwrap();
-    let q = Tensor::randn(0f32, 0.3, (rows, 1, heads * dh), &dev).unwrap();
-    let kv = KvStrides {
-        src: heads * dh,
-        head: dh,
-        key: rows * heads * dh,
+    // this step's fused projection [rows, 1, q | k | v]: k and v written at `pos` by
+    // write_rows, q read in place
+    let inner = heads * dh;
+    let y = Tensor::randn(0f32, 0.3, (rows, 1, 3 * inner), &dev).unwrap();
+    let at = pos * rows * inner;
+    let others = |t: &Tensor| {
+        let a = t.narrow(0, 0, pos).unwrap().flatten_all().unwrap();
+        let b = t
+            .narrow(0, pos + 1, max_len - pos - 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        Tensor::cat(&[a, b], 0).unwrap()
     };
-    let got = cuda::attend_one(&q, &kc, &vc, pos + 1, heads, 1, kv, None)
+    let before = others(&kc);
+    assert!(cuda::write_rows(&kc, at, &y, inner, 3 * inner, inner).unwrap());
+    assert!(cuda::write_rows(&vc, at, &y, 2 * inner, 3 * inner, inner).unwrap());
+    for (cache, third) in [(&kc, 1usize), (&vc, 2)] {
+        let got = cache
+            .narrow(0, pos, 1)
+            .unwrap()
+            .reshape((rows, inner))
+            .unwrap();
+        let want = y
+            .narrow(2, third * inner, inner)
+            .unwrap()
+            .reshape((rows, inner))
+            .unwrap();
+        assert_eq!(diff(&got, &want), 0.0, "write_rows third {third}");
+    }
+    let q = y.narrow(2, 0, inner).unwrap().contiguous().unwrap();
+    let kv = KvStrides {
+        src: inner,
+        head: dh,
+        key: rows * inner,
+    };
+    let query = Query {
+        q: &y,
+        row: 3 * inner,
+        heads,
+        dh,
+    };
+    let got = cuda::attend_one(query, &kc, &vc, pos + 1, 1, kv, None)
         .unwrap()
         .expect("applies");
+    assert_eq!(
+        diff(&others(&kc), &before),
+        0.0,
+        "write_rows wrote outside its rows"
+    );
     let view = |t: &Tensor| {
         t.narrow(0, 0, pos + 1)
             .unwrap()
@@ -310,7 +346,7 @@ fn own_kernels_match_candle_ops() {
         .reshape((rows, heads * dh))
         .unwrap();
     let d = diff(&got, &want);
-    println!("gpu: kernel attend_one (self cache) max|diff| {d:.2e}");
+    println!("gpu: kernel attend_one (self cache, fused q) max|diff| {d:.2e}; write_rows exact");
     assert!(d < 1e-5, "attend_one self: {d}");
     // post-norm residual: LayerNorm(a + b)
     let a = Tensor::randn(0f32, 1.0, (7, 1000), &dev).unwrap();

@@ -21,6 +21,17 @@ pub struct KvStrides {
     pub key: usize,
 }
 
+/// The query of [`attend_one`]: row r of `q` starts at element `r * row`; its `heads * dh`
+/// elements are the heads in order (`row` > `heads * dh` when `q` is a slice of a fused
+/// QKV projection).
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub q: &'a Tensor,
+    pub row: usize,
+    pub heads: usize,
+    pub dh: usize,
+}
+
 /// An additive attention bias for [`attend_one`]: element (source, head, key) at
 /// `source * src + head * head + key` from the tensor's own start offset.
 #[derive(Debug, Clone, Copy)]
@@ -72,8 +83,9 @@ mod imp {
     use candle_core::{CudaDevice, CudaStorage, DType, Device, Layout, Result, Storage, Tensor};
     use half::{bf16, f16};
 
+    use super::ATTEND_THREADS;
     use super::LN_MAX_D;
-    use super::{act_code, enabled, BiasStrides, KvStrides, ATTEND_MAX_KEYS, ATTEND_THREADS};
+    use super::{act_code, enabled, BiasStrides, KvStrides, Query, ATTEND_MAX_KEYS};
     use super::{Activation, TOPK_MAX};
 
     const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
@@ -156,24 +168,22 @@ mod imp {
 
     #[allow(clippy::too_many_arguments)]
     pub fn attend_one(
-        q: &Tensor,
+        query: Query,
         k: &Tensor,
         v: &Tensor,
         keys: usize,
-        heads: usize,
         group: usize,
         kv: KvStrides,
         bias: Option<BiasStrides>,
     ) -> Result<Option<Tensor>> {
+        let Query { q, row, heads, dh } = query;
         let Some(dev) = cuda_dev(q) else {
             return Ok(None);
         };
-        let inner = q.dims().last().copied().unwrap_or(0);
-        if heads == 0 || inner % heads != 0 || group == 0 {
+        if heads == 0 || group == 0 || row < heads * dh || q.elem_count() % row.max(1) != 0 {
             return Ok(None);
         }
-        let dh = inner / heads;
-        let rows = q.elem_count() / inner.max(1);
+        let rows = q.elem_count() / row.max(1);
         let dt = q.dtype();
         let same = |t: &Tensor| t.dtype() == dt && t.is_contiguous();
         if dh == 0
@@ -215,10 +225,10 @@ mod imp {
             v: &Tensor,
             bias: Option<BiasStrides>,
             grid: (u32, u32),
-            sizes: (u32, u32, u32, u32),
+            sizes: (u32, u32, u32, u32, u64),
             kv: KvStrides,
         ) -> Result<Tensor> {
-            let (keys, dh, group, per_block) = sizes;
+            let (keys, dh, group, per_block, q_row) = sizes;
             let (qs, ql) = q.storage_and_layout();
             let (ks, kl) = k.storage_and_layout();
             let (vs, vl) = v.storage_and_layout();
@@ -234,12 +244,14 @@ mod imp {
             };
             let (b_src, b_head) = bias.map_or((0u64, 0u64), |b| (b.src as u64, b.head as u64));
             // SAFETY: every element is written by the kernel.
-            let out = unsafe { dev.alloc::<T>(q.elem_count())? };
+            let inner = grid.1 as usize * dh as usize;
+            let rows = grid.0 as usize * per_block as usize;
+            let out = unsafe { dev.alloc::<T>(rows * inner)? };
             let f = dev.get_or_load_custom_func(name, MODULE, PTX)?;
             let null = 0u64;
             let (s_src, s_head, s_key) = (kv.src as u64, kv.head as u64, kv.key as u64);
             let mut lb = f.builder();
-            lb.arg(&qv).arg(&kvw).arg(&vv);
+            lb.arg(&qv).arg(&q_row).arg(&kvw).arg(&vv);
             match &bview {
                 Some(b) => lb.arg(b),
                 None => lb.arg(&null),
@@ -259,11 +271,10 @@ mod imp {
             // checked that the last element read lies inside k and v, and the bias strides
             // come from the caller's layout.
             unsafe { lb.launch(cfg) }.w()?;
-            let inner = grid.1 as usize * dh as usize;
-            Ok(wrap(out, dev, &[q.elem_count() / inner, inner]))
+            Ok(wrap(out, dev, &[rows, inner]))
         }
         let grid = (rows32 / per_block as u32, heads as u32);
-        let sizes = (keys32, dh as u32, group32, per_block as u32);
+        let sizes = (keys32, dh as u32, group32, per_block as u32, row as u64);
         let name = |t: &str| format!("tt_attend_one_r{per_block}_{t}");
         Ok(Some(match dt {
             DType::F32 => run::<f32>(dev, &name("f32"), q, k, v, bias, grid, sizes, kv)?,
@@ -271,6 +282,119 @@ mod imp {
             DType::BF16 => run::<bf16>(dev, &name("bf16"), q, k, v, bias, grid, sizes, kv)?,
             _ => return Ok(None),
         }))
+    }
+
+    /// The copy of [`super::write_rows`] (see there).
+    struct CopyRows {
+        /// Element offset of the first row in the source, elements between source rows.
+        src_off: usize,
+        src_row: usize,
+        /// Destination element offset, rows, row width.
+        dst_off: usize,
+        rows: u32,
+        n: u32,
+    }
+
+    impl candle_core::InplaceOp2 for CopyRows {
+        fn name(&self) -> &'static str {
+            "tomtat-copy-rows"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &mut candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> Result<()> {
+            candle_core::bail!("tomtat-copy-rows runs on the GPU only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            dst: &mut CudaStorage,
+            dl: &Layout,
+            src: &CudaStorage,
+            sl: &Layout,
+        ) -> Result<()> {
+            fn run<T: CudaDType + DeviceRepr>(
+                op: &CopyRows,
+                name: &str,
+                dst: &mut CudaStorage,
+                dl: &Layout,
+                src: &CudaStorage,
+                sl: &Layout,
+            ) -> Result<()> {
+                let dev = src.device.clone();
+                let sv = src
+                    .as_cuda_slice::<T>()?
+                    .slice(sl.start_offset() + op.src_off..);
+                let start = dl.start_offset() + op.dst_off;
+                let mut dv = dst.as_cuda_slice_mut::<T>()?.slice_mut(start..);
+                let f = dev.get_or_load_custom_func(name, MODULE, PTX)?;
+                let src_row = op.src_row as u64;
+                let mut lb = f.builder();
+                lb.arg(&sv)
+                    .arg(&mut dv)
+                    .arg(&op.rows)
+                    .arg(&op.n)
+                    .arg(&src_row);
+                let cfg = LaunchConfig {
+                    grid_dim: (op.n.div_ceil(256), op.rows.clamp(1, 4096), 1),
+                    block_dim: (256, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                // SAFETY: argument types and order match tt_copy_rows_* in kernels.cu;
+                // `write_rows` checked both extents.
+                unsafe { lb.launch(cfg) }.w()?;
+                Ok(())
+            }
+            use candle_core::backend::BackendStorage;
+            match (dst.dtype(), src.dtype()) {
+                (DType::F32, DType::F32) => run::<f32>(self, "tt_copy_rows_f32", dst, dl, src, sl),
+                (DType::F16, DType::F16) => run::<f16>(self, "tt_copy_rows_f16", dst, dl, src, sl),
+                (DType::BF16, DType::BF16) => {
+                    run::<bf16>(self, "tt_copy_rows_bf16", dst, dl, src, sl)
+                }
+                _ => candle_core::bail!("tomtat-copy-rows: dtypes differ or are not floats"),
+            }
+        }
+    }
+
+    pub fn write_rows(
+        dst: &Tensor,
+        dst_off: usize,
+        src: &Tensor,
+        src_off: usize,
+        src_row: usize,
+        n: usize,
+    ) -> Result<bool> {
+        if cuda_dev(src).is_none()
+            || !dst.is_contiguous()
+            || !src.is_contiguous()
+            || dst.dtype() != src.dtype()
+            || n == 0
+            || src_row < n
+        {
+            return Ok(false);
+        }
+        let rows = src.elem_count() / src_row;
+        let (Some(rows32), Some(n32)) = (u32_of(rows), u32_of(n)) else {
+            return Ok(false);
+        };
+        let src_fits = rows > 0 && src_off + (rows - 1) * src_row + n <= src.elem_count();
+        if !src_fits || dst_off + rows * n > dst.elem_count() {
+            return Ok(false);
+        }
+        let op = CopyRows {
+            src_off,
+            src_row,
+            dst_off,
+            rows: rows32,
+            n: n32,
+        };
+        dst.inplace_op2(src, &op)?;
+        Ok(true)
     }
 
     pub fn add_layer_norm(
@@ -421,7 +545,7 @@ mod imp {
 
 #[cfg(not(feature = "cuda"))]
 mod imp {
-    use super::{Activation, BiasStrides, KvStrides};
+    use super::{Activation, BiasStrides, KvStrides, Query};
     use candle_core::{Result, Tensor};
 
     pub fn bias_act(_: &Tensor, _: &Tensor, _: Option<Activation>) -> Result<Option<Tensor>> {
@@ -430,16 +554,26 @@ mod imp {
 
     #[allow(clippy::too_many_arguments)]
     pub fn attend_one(
+        _: Query,
         _: &Tensor,
         _: &Tensor,
-        _: &Tensor,
-        _: usize,
         _: usize,
         _: usize,
         _: KvStrides,
         _: Option<BiasStrides>,
     ) -> Result<Option<Tensor>> {
         Ok(None)
+    }
+
+    pub fn write_rows(
+        _: &Tensor,
+        _: usize,
+        _: &Tensor,
+        _: usize,
+        _: usize,
+        _: usize,
+    ) -> Result<bool> {
+        Ok(false)
     }
 
     pub fn add_layer_norm(
@@ -465,10 +599,15 @@ mod imp {
 /// `act(x + b)` for `x` `[.., n]` and bias `[n]`, in one pass (`act` None: the bias only).
 pub use imp::bias_act;
 
-/// Attention of one query per row (a decoding step), heads merged: `q` `[rows, .., heads *
-/// dh]` -> `[rows, heads * dh]`; keys/values addressed by `kv` from their start offsets, rows
-/// in groups of `group` sharing one source's keys (beams).
+/// Attention of one query per row (a decoding step), heads merged: `[rows, heads * dh]`;
+/// keys/values addressed by `kv` from their start offsets, rows in groups of `group` sharing
+/// one source's keys (beams).
 pub use imp::attend_one;
+
+/// `dst[dst_off + r * n + c] = src[src_off + r * src_row + c]` for the `src.elem_count() /
+/// src_row` rows, in place in `dst` (a decoding step's keys or values into the cache).
+/// `Ok(false)`: not applicable (not a GPU, layouts, extents), nothing written.
+pub use imp::write_rows;
 
 /// Post-norm residual in one pass: `LayerNorm(a + b)` with weight `w` and bias `beta`.
 pub use imp::add_layer_norm;

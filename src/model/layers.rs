@@ -278,6 +278,9 @@ pub struct Attention {
     pub o: Linear,
     pub heads: usize,
     pub head_dim: usize,
+    /// Self-attention on a GPU: q, k and v as one `[3 * inner, d]` projection (one GEMM and
+    /// one bias kernel instead of three each); `q`/`k`/`v` are then views of its thirds.
+    pub qkv: Option<Linear>,
 }
 
 impl Attention {
@@ -287,6 +290,72 @@ impl Attention {
         Ok(x.reshape((b, l, self.heads, self.head_dim))?
             .transpose(1, 2)?
             .contiguous()?)
+    }
+
+    /// Fuse `q`, `k` and `v` into [`Attention::qkv`] (self-attention: all three read the same
+    /// input). The separate projections become views of the fused weight, so the weights are
+    /// stored once. No-op unless all three are plain tensors of one shape and bias presence.
+    pub fn fuse_qkv(&mut self) -> Result<()> {
+        let (
+            Linear::Dense {
+                weight: wq,
+                bias: bq,
+            },
+            Linear::Dense {
+                weight: wk,
+                bias: bk,
+            },
+            Linear::Dense {
+                weight: wv,
+                bias: bv,
+            },
+        ) = (&self.q, &self.k, &self.v)
+        else {
+            return Ok(());
+        };
+        let inner = wq.dim(0)?;
+        if wk.dims() != wq.dims() || wv.dims() != wq.dims() {
+            return Ok(());
+        }
+        let w = Tensor::cat(&[wq, wk, wv], 0)?;
+        let b = match (bq, bk, bv) {
+            (Some(a), Some(b), Some(c)) => Some(Tensor::cat(&[a, b, c], 0)?),
+            (None, None, None) => None,
+            _ => return Ok(()),
+        };
+        let third = |i: usize| -> Result<Linear> {
+            Ok(Linear::dense(
+                w.narrow(0, i * inner, inner)?,
+                match &b {
+                    Some(b) => Some(b.narrow(0, i * inner, inner)?),
+                    None => None,
+                },
+            ))
+        };
+        (self.q, self.k, self.v) = (third(0)?, third(1)?, third(2)?);
+        self.qkv = Some(Linear::dense(w, b));
+        Ok(())
+    }
+
+    /// Queries, keys and values of `x` (self-attention), each `[b, heads, l, head_dim]`.
+    pub fn project_qkv(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let Some(qkv) = &self.qkv else {
+            let (k, v) = self.key_value(x)?;
+            return Ok((self.query(x)?, k, v));
+        };
+        let (b, l, _) = x.dims3()?;
+        // [b, l, 3 * inner] -> [b, l, 3, heads, dh]: each third a strided view, made
+        // contiguous once by the head split (the same one copy as the separate projections)
+        let y = qkv
+            .forward(x)?
+            .reshape((b, l, 3, self.heads, self.head_dim))?;
+        let part = |i: usize| -> Result<Tensor> {
+            Ok(y.narrow(2, i, 1)?
+                .squeeze(2)?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        Ok((part(0)?, part(1)?, part(2)?))
     }
 
     pub fn query(&self, x: &Tensor) -> Result<Tensor> {
@@ -601,6 +670,7 @@ mod tests {
             o: Linear::dense(w(0.4), None),
             heads,
             head_dim: dh,
+            qkv: None,
         };
         assert!(
             b * heads * l * l > CHUNK_SCORES,

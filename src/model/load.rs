@@ -105,6 +105,7 @@ fn attention(
         o: linear(&vb.pp(names[3]), d_model, inner, bias)?,
         heads,
         head_dim,
+        qkv: None,
     })
 }
 
@@ -406,8 +407,12 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
 
 /// Build the model for `cfg` from the checkpoint behind `vb` (root prefix).
 pub fn build(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
-    match cfg.family {
-        Family::T5 => load_t5(cfg, vb),
-        _ => load_bart_like(cfg, vb),
+    let mut m = match cfg.family {
+        Family::T5 => load_t5(cfg, vb)?,
+        _ => load_bart_like(cfg, vb)?,
+    };
+    if !m.device.is_cpu() && super::cuda::enabled() {
+        m.fuse_self_attention()?;
     }
+    Ok(m)
 }

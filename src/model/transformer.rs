@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
 use super::cpu_decode::{self, CachePool, HostCache};
-use super::cuda::{self, BiasStrides, KvStrides};
+use super::cuda::{self, BiasStrides, KvStrides, Query};
 use super::layers::{
     causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
 };
@@ -126,6 +126,17 @@ fn ids_u32(ids: &Tensor, vocab: usize, what: &str) -> Result<Tensor> {
 }
 
 impl Transformer {
+    /// Fuse every self-attention's q/k/v projections (GPU; see [`Attention::fuse_qkv`]).
+    pub fn fuse_self_attention(&mut self) -> Result<()> {
+        for l in &mut self.encoder.layers {
+            l.self_attn.fuse_qkv()?;
+        }
+        for l in &mut self.decoder.layers {
+            l.self_attn.fuse_qkv()?;
+        }
+        Ok(())
+    }
+
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
@@ -179,8 +190,7 @@ impl Transformer {
         let cross_bias = padding_bias(&enc.mask, self.dtype())?;
         for layer in &self.decoder.layers {
             x = block(&x, &layer.self_norm, self.pre_norm, |h| {
-                let q = layer.self_attn.query(h)?;
-                let (k, v) = layer.self_attn.key_value(h)?;
+                let (q, k, v) = layer.self_attn.project_qkv(h)?;
                 layer.self_attn.attend(&q, &k, &v, Some(&self_bias))
             })?;
             x = block(&x, &layer.cross_norm, self.pre_norm, |h| {
@@ -233,8 +243,7 @@ impl Seq2SeqModel for Transformer {
         let mut x = self.encoder.embed(&ids, 0)?;
         for layer in &self.encoder.layers {
             x = block(&x, &layer.self_norm, self.pre_norm, |h| {
-                let q = layer.self_attn.query(h)?;
-                let (k, v) = layer.self_attn.key_value(h)?;
+                let (q, k, v) = layer.self_attn.project_qkv(h)?;
                 layer.self_attn.attend(&q, &k, &v, bias.as_ref())
             })?;
             x = block(&x, &layer.ffn_norm, self.pre_norm, |h| layer.ffn.forward(h))?;
@@ -592,7 +601,13 @@ impl IncrementalDecoder<'_> {
             src: s,
             head: 0,
         });
-        match cuda::attend_one(&q, ck, cv, s, att.heads, self.group, kv, bias)? {
+        let query = Query {
+            q: &q,
+            row: inner,
+            heads: att.heads,
+            dh,
+        };
+        match cuda::attend_one(query, ck, cv, s, self.group, kv, bias)? {
             Some(o) => Ok(Some(att.o.forward(&o.reshape((self.rows, 1, inner))?)?)),
             None => Ok(None),
         }
@@ -670,20 +685,38 @@ impl IncrementalDecoder<'_> {
         {
             x = block(&x, &layer.self_norm, m.pre_norm, |h| {
                 let att = &layer.self_attn;
-                let q = att.q.forward(h)?;
-                let kv_shape = (1, self.rows, att.heads, att.head_dim);
-                cache
-                    .k
-                    .slice_set(&att.k.forward(h)?.reshape(kv_shape)?, 0, pos)?;
-                cache
-                    .v
-                    .slice_set(&att.v.forward(h)?.reshape(kv_shape)?, 0, pos)?;
-                // GPU: one kernel reads the cache in place (no per-step copies of it)
                 let inner = att.heads * att.head_dim;
+                let rows = self.rows;
+                // GPU, fused projection: one GEMM; its keys and values are copied into the
+                // cache at `pos` straight from its output, the query is read from it in place
+                let mut fused = None;
+                if let Some(qkv) = &att.qkv {
+                    let y = qkv.forward(h)?;
+                    let at = pos * rows * inner;
+                    if cuda::write_rows(&cache.k, at, &y, inner, 3 * inner, inner)?
+                        && cuda::write_rows(&cache.v, at, &y, 2 * inner, 3 * inner, inner)?
+                    {
+                        fused = Some(y);
+                    }
+                }
+                let (q, q_row) = match fused {
+                    Some(y) => (y, 3 * inner),
+                    None => {
+                        let kv_shape = (1, rows, att.heads, att.head_dim);
+                        cache
+                            .k
+                            .slice_set(&att.k.forward(h)?.reshape(kv_shape)?, 0, pos)?;
+                        cache
+                            .v
+                            .slice_set(&att.v.forward(h)?.reshape(kv_shape)?, 0, pos)?;
+                        (att.q.forward(h)?, inner)
+                    }
+                };
+                // GPU: one kernel reads the cache in place (no per-step copies of it)
                 let kv = KvStrides {
                     src: inner,
                     head: att.head_dim,
-                    key: self.rows * inner,
+                    key: rows * inner,
                 };
                 // [1, h, 1, pos + 1] view of the by-distance table: per head, shared by rows
                 let bias = self_bias.as_ref().map(|b| BiasStrides {
@@ -691,12 +724,21 @@ impl IncrementalDecoder<'_> {
                     src: 0,
                     head: b.stride()[1],
                 });
-                let heads = att.heads;
-                if let Some(o) =
-                    cuda::attend_one(&q, &cache.k, &cache.v, pos + 1, heads, 1, kv, bias)?
+                let query = Query {
+                    q: &q,
+                    row: q_row,
+                    heads: att.heads,
+                    dh: att.head_dim,
+                };
+                if let Some(o) = cuda::attend_one(query, &cache.k, &cache.v, pos + 1, 1, kv, bias)?
                 {
-                    return att.o.forward(&o.reshape((self.rows, 1, inner))?);
+                    return att.o.forward(&o.reshape((rows, 1, inner))?);
                 }
+                let q = if q_row == inner {
+                    q
+                } else {
+                    q.narrow(2, 0, inner)?.contiguous()?
+                };
                 let q = att.split_heads(&q)?;
                 // [pos+1, rows, h, dh] -> [rows, h, pos+1, dh] without copying (CPU gemm takes
                 // any strides; other backends get a contiguous copy)

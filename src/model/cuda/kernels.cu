@@ -71,7 +71,8 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
 // ---------------------------------------------------------------------------------------------
 // Attention of ONE query position per (row, head), as a decoding step has: one block per
 // (R consecutive rows = blockIdx.x, head = blockIdx.y), softmax in f32, heads written merged.
-//   q:   [rows, heads * dh] (the query projection as it comes out, no head split)
+//   q:   row r at r * q_row, heads * dh wide (the query projection as it comes out, no head
+//        split; q_row = 3 * heads * dh when it is the first third of a fused QKV projection)
 //   k/v: element (row r, head h, key j, dim d) at (r / group) * s_src + h * s_head + j * s_key + d
 //        (self-attention cache [max_len, rows, heads, dh]: group 1, s_src = heads * dh,
 //        s_head = dh, s_key = rows * heads * dh; cross K/V [sources, heads, s, dh]: s_src =
@@ -82,8 +83,8 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
 // is read once for all of them instead of once per beam.
 // Shared memory: R * keys + 32 + R * blockDim floats. dh <= 256.
 template <typename T, int R>
-__device__ void attend_one(const T* q, const T* k, const T* v, const T* bias, T* out,
-                           uint32_t keys, uint32_t dh, uint32_t group, uint64_t s_src,
+__device__ void attend_one(const T* q, uint64_t q_row, const T* k, const T* v, const T* bias,
+                           T* out, uint32_t keys, uint32_t dh, uint32_t group, uint64_t s_src,
                            uint64_t s_head, uint64_t s_key, uint64_t b_src, uint64_t b_head) {
     extern __shared__ float sm[];
     float* scores = sm;
@@ -96,7 +97,7 @@ __device__ void attend_one(const T* q, const T* k, const T* v, const T* bias, T*
     float qv[R][8];
 #pragma unroll
     for (int i = 0; i < R; i++) {
-        const size_t qo = ((size_t)(r0 + i) * heads + h) * dh;
+        const size_t qo = (size_t)(r0 + i) * q_row + (size_t)h * dh;
 #pragma unroll
         for (int t = 0; t < 8; t++) {
             const uint32_t d = lane + 32 * t;
@@ -165,12 +166,12 @@ __device__ void attend_one(const T* q, const T* k, const T* v, const T* bias, T*
 }
 
 #define ATTEND_ONE(NAME, T, R)                                                                \
-    extern "C" __global__ void NAME(const T* q, const T* k, const T* v, const T* bias, T* out, \
-                                    uint32_t keys, uint32_t dh, uint32_t group, uint64_t s_src, \
-                                    uint64_t s_head, uint64_t s_key, uint64_t b_src,           \
-                                    uint64_t b_head) {                                        \
-        attend_one<T, R>(q, k, v, bias, out, keys, dh, group, s_src, s_head, s_key, b_src,    \
-                         b_head);                                                             \
+    extern "C" __global__ void NAME(const T* q, uint64_t q_row, const T* k, const T* v,      \
+                                    const T* bias, T* out, uint32_t keys, uint32_t dh,         \
+                                    uint32_t group, uint64_t s_src, uint64_t s_head,           \
+                                    uint64_t s_key, uint64_t b_src, uint64_t b_head) {         \
+        attend_one<T, R>(q, q_row, k, v, bias, out, keys, dh, group, s_src, s_head, s_key,    \
+                         b_src, b_head);                                                      \
     }
 ATTEND_ONE(tt_attend_one_r1_f32, float, 1)
 ATTEND_ONE(tt_attend_one_r1_f16, __half, 1)
@@ -184,6 +185,26 @@ ATTEND_ONE(tt_attend_one_r4_bf16, __nv_bfloat16, 4)
 ATTEND_ONE(tt_attend_one_r8_f32, float, 8)
 ATTEND_ONE(tt_attend_one_r8_f16, __half, 8)
 ATTEND_ONE(tt_attend_one_r8_bf16, __nv_bfloat16, 8)
+
+// ---------------------------------------------------------------------------------------------
+// Rows of width n from a strided source into a contiguous destination block:
+// dst[r * n + c] = src[r * src_row + c]. A decoding step's keys (or values), a third of each
+// row of the fused QKV projection, written into the cache at its position.
+template <typename T>
+__device__ void copy_rows(const T* src, T* dst, uint32_t rows, uint32_t n, uint64_t src_row) {
+    const uint32_t c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= n) return;
+    for (uint32_t r = blockIdx.y; r < rows; r += gridDim.y) dst[(size_t)r * n + c] = src[(size_t)r * src_row + c];
+}
+
+#define COPY_ROWS(NAME, T)                                                                    \
+    extern "C" __global__ void NAME(const T* src, T* dst, uint32_t rows, uint32_t n,           \
+                                    uint64_t src_row) {                                       \
+        copy_rows<T>(src, dst, rows, n, src_row);                                             \
+    }
+COPY_ROWS(tt_copy_rows_f32, float)
+COPY_ROWS(tt_copy_rows_f16, __half)
+COPY_ROWS(tt_copy_rows_bf16, __nv_bfloat16)
 
 // ---------------------------------------------------------------------------------------------
 // Post-norm residual: out = LayerNorm(a + b) * w + beta over rows of d (one block per row).
