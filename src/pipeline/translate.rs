@@ -27,9 +27,21 @@ pub(crate) type UnitOutput = Result<(String, usize), String>;
 pub(crate) struct Unit {
     /// Index of the owning document.
     pub doc: usize,
-    /// Index of the owning sentence within the document (`usize::MAX` for the title).
+    /// Index of the owning sentence within the document ([`TITLE`] for the title).
     pub sent: usize,
     pub ids: Vec<u32>,
+}
+
+/// [`Unit::sent`] of a document's title.
+const TITLE: usize = usize::MAX;
+
+/// How warnings name the text of [`Unit::sent`]: "sentence N" or "the title".
+fn text_name(sent: usize) -> String {
+    if sent == TITLE {
+        "the title".to_string()
+    } else {
+        format!("sentence {sent}")
+    }
 }
 
 /// Split `text` into pieces whose encodings fit `max_tokens`, cutting at clause boundaries
@@ -217,7 +229,7 @@ pub fn translate_docs(
             .map(|(si, s)| (si, s.3.as_str()))
             .collect();
         if let Some(t) = &ds.title {
-            texts.push((usize::MAX, t.as_str()));
+            texts.push((TITLE, t.as_str()));
         }
         let plain: Vec<&str> = texts.iter().map(|t| t.1).collect();
         let encoded = match model.encode(&plain) {
@@ -240,8 +252,8 @@ pub fn translate_docs(
                 Ok((pieces, how)) => {
                     if let (Ok(r), Some(how)) = (&mut results[di], how) {
                         r.warnings.push(format!(
-                            "{how}: sentence {} ({} tokens, window {window}) translated in {} pieces",
-                            if si == usize::MAX { "title".to_string() } else { si.to_string() },
+                            "{how}: {} ({} tokens, window {window}) translated in {} pieces",
+                            text_name(si),
                             ids.len(),
                             pieces.len()
                         ));
@@ -285,17 +297,13 @@ pub fn translate_docs(
                 tok_out[u.doc] += n;
                 if n >= max_new_for(u.ids.len()) {
                     if let Ok(r) = &mut results[u.doc] {
-                        let what = if u.sent == usize::MAX {
-                            "the title".to_string()
-                        } else {
-                            format!("sentence {}", u.sent)
-                        };
                         r.warnings.push(format!(
-                            "length-cap: a piece of {what} hit the {n}-token translation cap"
+                            "length-cap: a piece of {} hit the {n}-token translation cap",
+                            text_name(u.sent)
                         ));
                     }
                 }
-                if u.sent == usize::MAX {
+                if u.sent == TITLE {
                     titles[u.doc].push(text);
                 } else {
                     pieces[u.doc][u.sent].push(text);
