@@ -86,9 +86,10 @@ impl Selector {
         }
     }
 
-    /// The selection in one kernel ([`crate::model::cuda::topk`]): per row the `n` best values
-    /// and tokens, or `Err(())` when a row holds NaN/+inf (the host decides). `Ok(None)`: the
-    /// kernel does not apply (not a GPU, or `n` too large).
+    /// The selection in one kernel ([`crate::model::cuda::topk`]): `Some` of what the candle
+    /// path below would give, i.e. per row the `n` best values and tokens, or `None` when a
+    /// row holds NaN/+inf (the host decides). `Ok(None)`: the kernel does not apply (not a
+    /// GPU, or `n` too large).
     #[allow(clippy::type_complexity)]
     fn kernel_top(
         &mut self,
@@ -96,7 +97,7 @@ impl Selector {
         mask: &[u32],
         add: Option<&Tensor>,
         n: usize,
-    ) -> candle_core::Result<Option<Result<(Vec<f32>, Vec<u32>), ()>>> {
+    ) -> candle_core::Result<Option<Option<(Vec<f32>, Vec<u32>)>>> {
         if self.device.is_cpu() || !crate::model::cuda::enabled() {
             return Ok(None);
         }
@@ -108,12 +109,12 @@ impl Selector {
         let (mut vals, mut ids) = (Vec::with_capacity(rows * n), Vec::with_capacity(rows * n));
         for row in out.chunks_exact(2 * n + 1) {
             if row[2 * n] != 0 {
-                return Ok(Some(Err(())));
+                return Ok(Some(None));
             }
             vals.extend(row[..n].iter().map(|&b| f32::from_bits(b)));
             ids.extend_from_slice(&row[n..2 * n]);
         }
-        Ok(Some(Ok((vals, ids))))
+        Ok(Some(Some((vals, ids))))
     }
 
     /// Index of each row's maximum `max`, the first one on ties, as `[rows, 1]` u32.
@@ -143,22 +144,20 @@ impl Selector {
         mask: &[u32],
     ) -> candle_core::Result<Option<Vec<u32>>> {
         let logits = logits.to_dtype(DType::F32)?;
-        if let Some(top) = self.kernel_top(&logits, mask, None, 1)? {
-            return Ok(top.ok().and_then(|(_, ids)| {
-                ids.iter()
-                    .all(|&i| (i as usize) < self.vocab)
-                    .then_some(ids)
-            }));
-        }
-        let s = self.masked(&logits, mask)?;
-        if Self::has_nan(&s)? {
-            return Ok(None);
-        }
-        let max = s.max_keepdim(D::Minus1)?;
-        let ids = self
-            .first_argmax(&s, &max)?
-            .flatten_all()?
-            .to_vec1::<u32>()?;
+        let ids = match self.kernel_top(&logits, mask, None, 1)? {
+            Some(Some((_, ids))) => ids,
+            Some(None) => return Ok(None),
+            None => {
+                let s = self.masked(&logits, mask)?;
+                if Self::has_nan(&s)? {
+                    return Ok(None);
+                }
+                let max = s.max_keepdim(D::Minus1)?;
+                self.first_argmax(&s, &max)?
+                    .flatten_all()?
+                    .to_vec1::<u32>()?
+            }
+        };
         Ok(ids
             .iter()
             .all(|&i| (i as usize) < self.vocab)
@@ -177,18 +176,33 @@ impl Selector {
         n: usize,
     ) -> candle_core::Result<Option<(Vec<f32>, Vec<u32>)>> {
         let rows = row_scores.len();
-        let shape = (rows, self.vocab);
         let log_probs = log_probs.to_dtype(DType::F32)?;
         let run = Tensor::from_slice(row_scores, (rows, 1), &self.device)?;
-        if let Some(top) = self.kernel_top(&log_probs, mask, Some(&run), n)? {
-            return Ok(top.ok().and_then(|(vals, ids)| {
-                let exact = vals.iter().all(|v| v.is_finite())
-                    && ids.iter().all(|&i| (i as usize) < self.vocab);
-                exact.then_some((vals, ids))
-            }));
-        }
-        let s = self.masked(&log_probs, mask)?;
-        let mut cur = s.broadcast_add(&run)?;
+        let (vals, ids) = match self.kernel_top(&log_probs, mask, Some(&run), n)? {
+            Some(Some(top)) => top,
+            Some(None) => return Ok(None),
+            None => match self.candle_top(&log_probs, mask, &run, n)? {
+                Some(top) => top,
+                None => return Ok(None),
+            },
+        };
+        let exact =
+            vals.iter().all(|v| v.is_finite()) && ids.iter().all(|&i| (i as usize) < self.vocab);
+        Ok(exact.then_some((vals, ids)))
+    }
+
+    /// [`Selector::beam_top`] through candle ops: `n` rounds of max / first argmax / knock
+    /// out. `None`: a row holds NaN.
+    fn candle_top(
+        &mut self,
+        log_probs: &Tensor,
+        mask: &[u32],
+        run: &Tensor,
+        n: usize,
+    ) -> candle_core::Result<Option<(Vec<f32>, Vec<u32>)>> {
+        let shape = (run.dim(0)?, self.vocab);
+        let s = self.masked(log_probs, mask)?;
+        let mut cur = s.broadcast_add(run)?;
         if Self::has_nan(&cur)? {
             return Ok(None);
         }
@@ -206,9 +220,7 @@ impl Selector {
         }
         let vals = Tensor::cat(&vals, 1)?.flatten_all()?.to_vec1::<f32>()?;
         let ids = Tensor::cat(&ids, 1)?.flatten_all()?.to_vec1::<u32>()?;
-        let exact =
-            vals.iter().all(|v| v.is_finite()) && ids.iter().all(|&i| (i as usize) < self.vocab);
-        Ok(exact.then_some((vals, ids)))
+        Ok(Some((vals, ids)))
     }
 }
 

@@ -80,7 +80,9 @@ mod imp {
     };
     use candle_core::cuda_backend::{CudaDType, WrapErr};
     use candle_core::op::BackpropOp;
-    use candle_core::{CudaDevice, CudaStorage, DType, Device, Layout, Result, Storage, Tensor};
+    use candle_core::{
+        CudaDevice, CudaStorage, DType, Device, Layout, Result, Storage, StorageRef, Tensor,
+    };
     use half::{bf16, f16};
 
     use super::ATTEND_THREADS;
@@ -104,6 +106,13 @@ mod imp {
             Storage::Cuda(c) => Ok(c.as_cuda_slice::<T>()?.slice(l.start_offset()..)),
             _ => candle_core::bail!("tomtat kernel: tensor is not on the GPU"),
         }
+    }
+
+    /// [`view`] of an optional tensor (its storage guard and layout).
+    fn opt_view<'a, T: CudaDType>(
+        g: &'a Option<(StorageRef<'_>, &Layout)>,
+    ) -> Result<Option<CudaView<'a, T>>> {
+        g.as_ref().map(|(s, l)| view::<T>(s, l)).transpose()
     }
 
     fn wrap<T: CudaDType>(out: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
@@ -238,10 +247,7 @@ mod imp {
                 view::<T>(&vs, vl)?,
             );
             let bguard = bias.map(|b| b.bias.storage_and_layout());
-            let bview = match &bguard {
-                Some((s, l)) => Some(view::<T>(s, l)?),
-                None => None,
-            };
+            let bview = opt_view::<T>(&bguard)?;
             let (b_src, b_head) = bias.map_or((0u64, 0u64), |b| (b.src as u64, b.head as u64));
             // SAFETY: every element is written by the kernel.
             let inner = grid.1 as usize * dh as usize;
@@ -506,15 +512,9 @@ mod imp {
         let (ss, sl) = scores.storage_and_layout();
         let sv = view::<f32>(&ss, sl)?;
         let mguard = mask.map(|m| m.storage_and_layout());
-        let mview = match &mguard {
-            Some((s, l)) => Some(view::<f32>(s, l)?),
-            None => None,
-        };
+        let mview = opt_view::<f32>(&mguard)?;
         let aguard = add.map(|a| a.storage_and_layout());
-        let aview = match &aguard {
-            Some((s, l)) => Some(view::<f32>(s, l)?),
-            None => None,
-        };
+        let aview = opt_view::<f32>(&aguard)?;
         // SAFETY: every element is written by the kernel.
         let out = unsafe { dev.alloc::<u32>(rows * (2 * n + 1))? };
         let f = dev.get_or_load_custom_func(&name, MODULE, PTX)?;

@@ -241,10 +241,8 @@ impl Norm {
     /// `self(a + b)`, the post-norm residual; one kernel on a GPU for LayerNorm.
     pub fn forward_add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         if let Norm::Layer { weight, bias, eps } = self {
-            if !a.device().is_cpu() {
-                if let Some(y) = super::cuda::add_layer_norm(a, b, weight, bias, *eps)? {
-                    return Ok(y);
-                }
+            if let Some(y) = super::cuda::add_layer_norm(a, b, weight, bias, *eps)? {
+                return Ok(y);
             }
         }
         self.forward(&(a + b)?)

@@ -122,54 +122,57 @@ impl Linear {
 
     /// `act(self(x))`: on a GPU the bias and the activation are one kernel after the matmul.
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        if let Linear::Dense {
-            weight,
-            bias: Some(b),
-        } = self
-        {
-            if !x.device().is_cpu() {
-                let dims = x.dims().to_vec();
-                let k = *dims.last().unwrap_or(&0);
-                let rows = x.elem_count() / k.max(1);
-                let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
-                if let Some(y) = super::cuda::bias_act(&y, b, Some(act))? {
-                    let mut out = dims;
-                    if let Some(last) = out.last_mut() {
-                        *last = weight.dim(0)?;
-                    }
-                    return Ok(y.reshape(out)?);
-                }
-            }
+        match self {
+            Linear::Dense { weight, bias } => dense(x, weight, bias.as_ref(), Some(act)),
+            Linear::Packed(_) | Linear::Q8(_) => activate(&self.forward(x)?, act),
         }
-        activate(&self.forward(x)?, act)
     }
 
     /// `[.., in] -> [.., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Linear::Dense { weight, bias } => {
-                let dims = x.dims().to_vec();
-                let k = *dims.last().unwrap_or(&0);
-                let rows = x.elem_count() / k.max(1);
-                let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
-                let y = match bias {
-                    Some(b) => match super::cuda::bias_act(&y, b, None)? {
-                        Some(y) => y,
-                        None => y.broadcast_add(b)?,
-                    },
-                    None => y,
-                };
-                let mut out = dims;
-                if let Some(last) = out.last_mut() {
-                    *last = weight.dim(0)?;
-                }
-                Ok(y.reshape(out)?)
-            }
+            Linear::Dense { weight, bias } => dense(x, weight, bias.as_ref(), None),
             // contiguous() is free for the usual contiguous input
             Linear::Packed(p) => Ok(x.contiguous()?.apply_op1_no_bwd(&PackedOp(p))?),
             Linear::Q8(q) => q.forward(x),
         }
     }
+}
+
+/// `act(x W^T + b)` for `x` `[.., in]` and a `[out, in]` weight: candle's matmul, then on a
+/// GPU the bias (and the activation, when the kernel has it) in one kernel.
+fn dense(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    act: Option<Activation>,
+) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let k = *dims.last().unwrap_or(&0);
+    let rows = x.elem_count() / k.max(1);
+    let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
+    // the activation still to apply after the bias
+    let (y, act) = match bias {
+        None => (y, act),
+        Some(b) => match super::cuda::bias_act(&y, b, act)? {
+            Some(y) => (y, None),
+            // an activation the kernel lacks: the bias alone there, the activation after
+            None if act.is_some() => match super::cuda::bias_act(&y, b, None)? {
+                Some(y) => (y, act),
+                None => (y.broadcast_add(b)?, act),
+            },
+            None => (y.broadcast_add(b)?, None),
+        },
+    };
+    let y = match act {
+        Some(a) => activate(&y, a)?,
+        None => y,
+    };
+    let mut out = dims;
+    if let Some(last) = out.last_mut() {
+        *last = weight.dim(0)?;
+    }
+    Ok(y.reshape(out)?)
 }
 
 struct PackedOp<'a>(&'a PackedMatrix);

@@ -173,18 +173,15 @@ __device__ void attend_one(const T* q, uint64_t q_row, const T* k, const T* v, c
         attend_one<T, R>(q, q_row, k, v, bias, out, keys, dh, group, s_src, s_head, s_key,    \
                          b_src, b_head);                                                      \
     }
-ATTEND_ONE(tt_attend_one_r1_f32, float, 1)
-ATTEND_ONE(tt_attend_one_r1_f16, __half, 1)
-ATTEND_ONE(tt_attend_one_r1_bf16, __nv_bfloat16, 1)
-ATTEND_ONE(tt_attend_one_r2_f32, float, 2)
-ATTEND_ONE(tt_attend_one_r2_f16, __half, 2)
-ATTEND_ONE(tt_attend_one_r2_bf16, __nv_bfloat16, 2)
-ATTEND_ONE(tt_attend_one_r4_f32, float, 4)
-ATTEND_ONE(tt_attend_one_r4_f16, __half, 4)
-ATTEND_ONE(tt_attend_one_r4_bf16, __nv_bfloat16, 4)
-ATTEND_ONE(tt_attend_one_r8_f32, float, 8)
-ATTEND_ONE(tt_attend_one_r8_f16, __half, 8)
-ATTEND_ONE(tt_attend_one_r8_bf16, __nv_bfloat16, 8)
+// tt_attend_one_r{R}_{f32,f16,bf16}
+#define ATTEND_ONE_DTYPES(R)                                                                  \
+    ATTEND_ONE(tt_attend_one_r##R##_f32, float, R)                                            \
+    ATTEND_ONE(tt_attend_one_r##R##_f16, __half, R)                                           \
+    ATTEND_ONE(tt_attend_one_r##R##_bf16, __nv_bfloat16, R)
+ATTEND_ONE_DTYPES(1)
+ATTEND_ONE_DTYPES(2)
+ATTEND_ONE_DTYPES(4)
+ATTEND_ONE_DTYPES(8)
 
 // ---------------------------------------------------------------------------------------------
 // Rows of width n from a strided source into a contiguous destination block:
