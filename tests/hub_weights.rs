@@ -1,5 +1,5 @@
 //! Loading weights from local model directories: safetensors (f32/f16/bf16, sharded),
-//! zip-format pytorch_model.bin, and bad inputs that must give clear errors, not panics.
+//! pytorch_model.bin in the zip and the legacy (pre-1.6) formats, and bad inputs that must give clear errors, not panics.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -159,27 +159,73 @@ fn zip_pytorch_bin_loads_with_dtype_conversion_and_strides() {
 }
 
 #[test]
-fn legacy_and_corrupt_pytorch_bins_are_clear_errors() {
+fn legacy_pytorch_bin_loads_like_the_zip_one() {
+    let d = model_dir();
+    std::fs::copy(
+        Path::new(FIXTURES).join("legacy_pytorch_model.bin"),
+        d.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let dir = ModelDir::open_local(d.path()).unwrap();
+    // Values are those scripts/make_hub_fixtures.py writes.
+    assert_eq!(
+        values(&dir, "model.a.weight"),
+        (0..6).map(|i| i as f32).collect::<Vec<_>>()
+    );
+    assert_eq!(values(&dir, "model.b.bias"), vec![0.0, 0.5, 1.0, 1.5]);
+    assert_eq!(values(&dir, "model.c.weight"), vec![0.0, -1.0, -2.0]);
+    let vb = hub::load_weights(&dir, DType::F32, &Device::Cpu).unwrap();
+    let t = vb.get((2, 3), "model.t.weight").unwrap();
+    assert_eq!(
+        t.to_vec2::<f32>().unwrap(),
+        vec![vec![0.0, 2.0, 4.0], vec![1.0, 3.0, 5.0]]
+    );
+    // tied: two names, one storage
+    let shared: Vec<f32> = (0..8).map(|i| i as f32 / 4.0).collect();
+    assert_eq!(values(&dir, "model.shared.weight"), shared);
+    assert_eq!(values(&dir, "lm_head.weight"), shared);
+    // a slice at storage offset 4
+    assert_eq!(values(&dir, "model.row.weight"), vec![4.0, 5.0, 6.0]);
+    let ids = vb.get_unchecked_dtype("model.ids", DType::I64).unwrap();
+    assert_eq!(ids.to_vec1::<i64>().unwrap(), vec![0, 1, 2]);
+    // _metadata is not a tensor
+    assert!(!vb.contains_tensor("_metadata"));
+}
+
+#[test]
+fn truncated_or_corrupt_pytorch_bins_are_clear_errors() {
     let d = model_dir();
     let p = d.path().join("pytorch_model.bin");
-    std::fs::copy(Path::new(FIXTURES).join("legacy_pytorch_model.bin"), &p).unwrap();
-    let dir = ModelDir::open_local(d.path()).unwrap();
-    let msg = hub::load_weights(&dir, DType::F32, &Device::Cpu)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        msg.contains("legacy") && msg.contains("pytorch_model.bin"),
-        "{msg}"
-    );
-
-    let good = std::fs::read(Path::new(FIXTURES).join("pytorch_model.bin")).unwrap();
-    for cut in [0, 3, 100, good.len() / 2, good.len() - 10] {
-        std::fs::write(&p, &good[..cut]).unwrap();
-        let e = hub::load_weights(&dir, DType::F32, &Device::Cpu);
-        let msg = e.err().expect("corrupt file loaded").to_string();
-        assert!(msg.contains("pytorch_model.bin"), "cut {cut}: {msg}");
+    let dir = || ModelDir::open_local(d.path()).unwrap();
+    for fixture in ["pytorch_model.bin", "legacy_pytorch_model.bin"] {
+        let good = std::fs::read(Path::new(FIXTURES).join(fixture)).unwrap();
+        for cut in [
+            0,
+            3,
+            14,
+            40,
+            100,
+            good.len() / 2,
+            good.len() - 10,
+            good.len() - 1,
+        ] {
+            std::fs::write(&p, &good[..cut]).unwrap();
+            let e = hub::load_weights(&dir(), DType::F32, &Device::Cpu);
+            let msg = e.err().expect("corrupt file loaded").to_string();
+            assert!(
+                msg.contains("pytorch_model.bin"),
+                "{fixture} cut {cut}: {msg}"
+            );
+        }
     }
+    // a legacy file whose storage data was overwritten with garbage counts
+    let mut bad = std::fs::read(Path::new(FIXTURES).join("legacy_pytorch_model.bin")).unwrap();
+    let n = bad.len();
+    bad[n - 200..].fill(0xff);
+    std::fs::write(&p, &bad).unwrap();
+    let e = hub::load_weights(&dir(), DType::F32, &Device::Cpu);
+    let msg = e.err().expect("corrupt file loaded").to_string();
+    assert!(msg.contains("legacy") && msg.contains("storage"), "{msg}");
 }
 
 #[test]

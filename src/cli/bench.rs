@@ -17,7 +17,7 @@ use candle_core::Device;
 use clap::Args;
 use serde::Serialize;
 
-use super::generate::{load_model, Quantize};
+use super::generate::{load, Quantize};
 use super::{exit, Global};
 use crate::generate::{generate_resolved, pad_batch, EarlyStopping, GenerationConfig, Resolved};
 use crate::model::random::{self, Arch, RandomSpec, Shape, SplitMix64};
@@ -217,29 +217,13 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
             _tmp = Some(guard);
             (shape.name(), dir)
         }
-        (None, Some(model)) => {
-            let local = Path::new(model);
-            let mdir = if local.is_dir() {
-                crate::hub::ModelDir::open_local_without_tokenizer(local)
-            } else {
-                let mut opts = crate::hub::HubOptions::from_env();
-                opts.progress = !global.quiet;
-                crate::hub::resolve(model, &opts).map(|r| r.1)
-            }
-            .with_context(|| format!("--model {model}"))?;
-            (model.clone(), mdir.root)
-        }
+        (None, Some(model)) => (model.clone(), PathBuf::from(model)),
         (None, None) => bail!("give --model or --shape"),
     };
 
-    let mdir = crate::hub::ModelDir::open_local_without_tokenizer(&dir)
-        .with_context(|| format!("model {}", dir.display()))?;
-    let config = crate::hub::read_config(&mdir)?;
-    let dtype = crate::device::resolve_dtype(args.dev.dtype, &device, &config);
-    let vb = crate::hub::load_weights(&mdir, dtype, &device)?;
-    let model = load_model(&config, &vb, args.quantize)
-        .with_context(|| format!("loading model {}", dir.display()))?;
-    let base = GenerationConfig::from_model_dir(&dir)?;
+    let spec = dir.to_string_lossy();
+    let loaded = load(&spec, &args.dev, args.quantize, global.quiet, false)?;
+    let (model, base, dtype) = (loaded.model, loaded.gen, loaded.dtype);
     let greedy = forced_config(&base, 1, new_tokens, model.vocab_size())?;
     let (sources, batch, src_len) = match &args.inputs {
         Some(path) => {

@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::{exit, Global};
-use crate::generate::{generate_resolved, GenerationConfig, Resolved};
+use crate::generate::{generate_resolved, Resolved};
 use crate::model::Seq2SeqModel;
 
 /// Source tokens per generate() call, beams not counted: bounds the encoder batch.
@@ -31,7 +31,8 @@ echo '37 12 5 0' | tomtat generate --model tests/fixtures/models/marian --ids --
 tomtat generate --model models/opus-mt-vi-en --ids --max-new-tokens 64 < ids.txt\n\n\
 Output: one JSON record per input line, in order: {\"line\": N, \"ids\": [...]} (generated \
 ids after the decoder start token, EOS included when generated), or {\"line\": N, \
-\"error\": \"...\"}. Defaults come from the model's generation_config.json / config.json.")]
+\"error\": \"...\"}. Defaults come from the model's generation_config.json / config.json, then its manifest \
+(built-in names, .toml files), as in `tomtat run`.")]
 pub struct GenerateArgs {
     /// Model directory (config.json, model.safetensors, generation_config.json).
     #[arg(long, value_name = "DIR|NAME")]
@@ -60,22 +61,24 @@ pub struct GenerateArgs {
     pub dev: crate::device::DeviceArgs,
 }
 
-/// Build the model, quantizing its projections to int8 for `Quantize::Q8`.
-pub(crate) fn load_model(
-    config: &serde_json::Value,
-    vb: &candle_nn::VarBuilder,
+/// How `generate` and `bench` load `spec` (one loader with `run`: manifests and their
+/// generation defaults apply the same way).
+pub(crate) fn load(
+    spec: &str,
+    dev: &crate::device::DeviceArgs,
     quantize: Quantize,
-) -> anyhow::Result<Box<dyn Seq2SeqModel>> {
-    let mut model = if quantize == Quantize::Q8 {
-        crate::model::linear::with_q8_at_load(|| crate::model::load_transformer(config, vb))?
-    } else {
-        crate::model::load_transformer(config, vb)?
+    quiet: bool,
+    need_tokenizer: bool,
+) -> anyhow::Result<crate::pipeline::engine::LoadedModel> {
+    let opts = crate::pipeline::engine::EngineOptions {
+        device: dev.device.clone(),
+        dtype: dev.dtype,
+        quantize: quantize == Quantize::Q8,
+        quiet,
+        ..Default::default()
     };
-    if quantize == Quantize::Q8 {
-        // covers anything the load kept in f32 (e.g. non-CPU devices give a clear error)
-        model.quantize_q8().context("--quantize q8")?;
-    }
-    Ok(Box::new(model))
+    crate::pipeline::engine::load_model(spec, &opts, need_tokenizer)
+        .with_context(|| format!("--model {spec}"))
 }
 
 pub fn run(args: GenerateArgs, global: Global) -> u8 {
@@ -96,23 +99,18 @@ enum LineResult {
 }
 
 fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
-    let mut hub_opts = crate::hub::HubOptions::from_env();
-    hub_opts.progress = !global.quiet;
-    let local = std::path::Path::new(&args.model);
-    let mdir = if args.ids && local.is_dir() {
-        crate::hub::ModelDir::open_local_without_tokenizer(local)
-    } else {
-        crate::hub::resolve(&args.model, &hub_opts).map(|r| r.1)
-    }
-    .with_context(|| format!("--model {}", args.model))?;
-    let dir = mdir.root.clone();
-    // Text input goes through the model's own tokenizer; --ids bypasses it.
-    let tokenizer = if args.ids {
-        None
-    } else {
-        Some(crate::tokenize::Tokenizer::from_dir(&dir)?)
-    };
-    let mut cfg = GenerationConfig::from_model_dir(&dir)?;
+    let loaded = load(
+        &args.model,
+        &args.dev,
+        args.quantize,
+        global.quiet,
+        !args.ids,
+    )?;
+    let (model, device, mut cfg) = (loaded.model, loaded.device, loaded.gen);
+    // Text input goes through the model's own tokenizer and the manifest's prefix (T5's
+    // "summarize: "); --ids bypasses both.
+    let tokenizer = if args.ids { None } else { loaded.tokenizer };
+    let prefix = loaded.manifest.map(|m| m.prefix).unwrap_or_default();
     if let Some(k) = args.beams {
         cfg.num_beams = Some(k as usize);
     }
@@ -122,12 +120,6 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
     if let Some(n) = args.max_new_tokens {
         cfg.max_new_tokens = Some(n as usize);
     }
-    let device = crate::device::parse_device(&args.dev.device)?;
-    let config = crate::hub::read_config(&mdir)?;
-    let dtype = crate::device::resolve_dtype(args.dev.dtype, &device, &config);
-    let vb = crate::hub::load_weights(&mdir, dtype, &device)?;
-    let model = load_model(&config, &vb, args.quantize)
-        .with_context(|| format!("loading model {}", dir.display()))?;
     let resolved = cfg.resolve(model.vocab_size())?;
 
     let vocab = model.vocab_size();
@@ -137,7 +129,7 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
         let line = line.context("reading stdin")?;
         let parsed = match &tokenizer {
             None => parse_ids_line(&line, vocab),
-            Some(tok) => parse_text_line(&line, tok),
+            Some(tok) => parse_text_line(&line, tok, &prefix),
         };
         lines.push(match parsed {
             Ok(ids) => LineResult::Pending(ids),
@@ -290,13 +282,18 @@ fn print_ready(
     Ok(to.max(from))
 }
 
-fn parse_text_line(line: &[u8], tok: &crate::tokenize::Tokenizer) -> Result<Vec<u32>, String> {
+fn parse_text_line(
+    line: &[u8],
+    tok: &crate::tokenize::Tokenizer,
+    prefix: &str,
+) -> Result<Vec<u32>, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_string())?;
     let text = crate::text::normalize(text.strip_suffix('\r').unwrap_or(text));
     if text.trim().is_empty() {
         return Err("empty line (no text)".into());
     }
-    tok.encode(&text).map_err(|e| e.to_string())
+    tok.encode(&format!("{prefix}{text}"))
+        .map_err(|e| e.to_string())
 }
 
 fn parse_ids_line(line: &[u8], vocab: usize) -> Result<Vec<u32>, String> {

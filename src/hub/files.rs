@@ -92,7 +92,7 @@ pub enum WeightFiles {
         index: PathBuf,
         shards: Vec<PathBuf>,
     },
-    /// A zip-format `pytorch_model.bin` (torch >= 1.6 `torch.save`).
+    /// A `pytorch_model.bin`: zip format (torch >= 1.6) or legacy pickle (older torch).
     PytorchBin(PathBuf),
 }
 

@@ -9,6 +9,7 @@ mod config;
 mod download;
 mod error;
 mod files;
+mod legacy_pth;
 mod manifest;
 mod options;
 mod weights;

@@ -1,5 +1,5 @@
 //! Weights into a candle `VarBuilder`: safetensors (single or sharded, read tensor by tensor) or a
-//! zip-format `pytorch_model.bin`. Every file is checked before candle sees it, so a
+//! `pytorch_model.bin` (zip format, or the legacy pre-1.6 pickle format: `legacy_pth`). Every file is checked before candle sees it, so a
 //! truncated or corrupt file is an error naming the file, never a panic.
 
 use std::io::Read;
@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
-use super::{HubError, ModelDir, WeightFiles};
+use super::{legacy_pth, HubError, ModelDir, WeightFiles};
 
 /// A `VarBuilder` over the model's weights. Tensors are converted to `dtype` on load, so
 /// f16/bf16 checkpoints load as f32 on CPU.
@@ -30,7 +30,7 @@ pub fn load_weights(
             let paths: Vec<&Path> = shards.iter().map(|p| p.as_path()).collect();
             Box::new(ReadSafetensors::open(&paths)?)
         }
-        WeightFiles::PytorchBin(p) => Box::new(open_pth(p)?),
+        WeightFiles::PytorchBin(p) => open_pth(p)?,
     };
     Ok(VarBuilder::from_backend(backend, dtype, device.clone()))
 }
@@ -256,26 +256,28 @@ fn dtype_size(dtype: &str) -> Option<u64> {
     })
 }
 
-/// A zip-format PyTorch checkpoint, its tensor table read up front (data stays on disk
-/// until a tensor is asked for).
-fn open_pth(path: &Path) -> Result<candle_core::pickle::PthTensors, HubError> {
+/// A PyTorch checkpoint, zip format or legacy (pre-1.6), its tensor table read up front
+/// (data stays on disk until a tensor is asked for).
+fn open_pth(path: &Path) -> Result<Box<dyn SimpleBackend>, HubError> {
     let bad = |detail: String| HubError::Weights {
         file: path.to_path_buf(),
         detail,
     };
-    let mut magic = [0u8; 4];
+    let mut head = [0u8; 16];
     let mut f = std::fs::File::open(path).map_err(|e| HubError::io(path, e))?;
-    let got = f.read(&mut magic).map_err(|e| HubError::io(path, e))?;
-    if got < 4 || &magic != b"PK\x03\x04" {
-        // torch < 1.6 wrote a bare pickle stream (starts with 0x80 0x02).
-        let legacy = got >= 2 && magic[0] == 0x80;
-        return Err(bad(if legacy {
-            "legacy (pre-zip) PyTorch pickle format is not supported; re-save it with \
-             torch >= 1.6 or convert it to safetensors"
-                .into()
-        } else {
-            "not a zip-format PyTorch checkpoint (truncated or corrupt?)".into()
-        }));
+    let got = read_up_to(&mut f, &mut head).map_err(|e| HubError::io(path, e))?;
+    if legacy_pth::is_legacy(&head[..got]) {
+        return Ok(Box::new(
+            legacy_pth::LegacyPth::open(path)
+                .map_err(|e| bad(format!("legacy PyTorch checkpoint: {e}")))?,
+        ));
+    }
+    if got < 4 || &head[..4] != b"PK\x03\x04" {
+        return Err(bad(
+            "not a PyTorch checkpoint (neither the zip nor the legacy pickle format; \
+             truncated or corrupt?)"
+                .into(),
+        ));
     }
     // The pickle reader is third-party code parsing untrusted bytes: contain any panic.
     let p = path.to_path_buf();
@@ -294,7 +296,19 @@ fn open_pth(path: &Path) -> Result<candle_core::pickle::PthTensors, HubError> {
             "no tensors found (expected a state dict saved with torch.save)".into(),
         ));
     }
-    Ok(pth)
+    Ok(Box::new(pth))
+}
+
+/// `read` until `buf` is full or the file ends; the byte count.
+fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -60,51 +60,117 @@ pub struct Engine {
     mem: Option<MemProfile>,
 }
 
+/// A model as every command loads it: the manifest that names it (built-in or user
+/// `.toml`), its files, the network, and its generation settings (the model's own files,
+/// then the manifest's defaults). `run`, `translate`, `summarize`, `generate` and `bench`
+/// all load through [`load_model`].
+pub struct LoadedModel {
+    pub manifest: Option<Manifest>,
+    pub dir: hub::ModelDir,
+    pub config: serde_json::Value,
+    pub model: Box<dyn Seq2SeqModel>,
+    /// `None` only when asked with `need_tokenizer = false` and the directory has none.
+    pub tokenizer: Option<Tokenizer>,
+    pub gen: GenerationConfig,
+    pub device: Device,
+    pub dtype: candle_core::DType,
+}
+
+/// Loads what `spec` names (built-in name, owner/name[@rev], manifest .toml or a local
+/// directory), downloading missing files unless offline. With `need_tokenizer = false` a
+/// local directory may lack tokenizer files (runs on token ids).
+pub fn load_model(
+    spec: &str,
+    opts: &EngineOptions,
+    need_tokenizer: bool,
+) -> Result<LoadedModel, PipelineError> {
+    let model_err = |e: &dyn std::fmt::Display| PipelineError::Model(e.to_string());
+    let mut hub_opts = HubOptions::from_env();
+    hub_opts.offline |= opts.offline;
+    hub_opts.progress = !opts.quiet;
+    let local = std::path::Path::new(spec);
+    let (manifest, dir) = if !need_tokenizer && local.is_dir() {
+        (
+            None,
+            hub::ModelDir::open_local_without_tokenizer(local).map_err(|e| model_err(&e))?,
+        )
+    } else {
+        hub::resolve(spec, &hub_opts).map_err(|e| model_err(&e))?
+    };
+    let device = parse_device(&opts.device)?;
+    let config = hub::read_config(&dir).map_err(|e| model_err(&e))?;
+    let dtype = resolve_dtype(opts.dtype, &device, &config);
+    let vb = hub::load_weights(&dir, dtype, &device).map_err(|e| model_err(&e))?;
+    let model = build_model(&config, &vb, opts.quantize)
+        .map_err(|e| PipelineError::Model(format!("{}: {e}", dir.display_name())))?;
+    // Keyword arguments the manifest gives the tokenizer, as the model card passes them.
+    let kwargs: Vec<(&str, &str)> = manifest
+        .as_ref()
+        .and_then(|m| m.src_lang.as_deref())
+        .map(|l| ("src_lang", l))
+        .into_iter()
+        .collect();
+    let tokenizer = match Tokenizer::from_dir_with(&dir.root, &kwargs) {
+        Ok(t) => Some(t),
+        Err(_) if !need_tokenizer => None,
+        Err(e) => return Err(PipelineError::Tokenize(e.to_string())),
+    };
+    let mut gen = GenerationConfig::from_model_dir(&dir.root).map_err(|e| model_err(&e))?;
+    if let Some(m) = &manifest {
+        apply_manifest(&mut gen, m, tokenizer.as_ref())?;
+    }
+    if let Some(k) = opts.beams {
+        gen.num_beams = Some(k.max(1));
+    }
+    Ok(LoadedModel {
+        manifest,
+        dir,
+        config,
+        model,
+        tokenizer,
+        gen,
+        device,
+        dtype,
+    })
+}
+
+/// The model of `config`, its projections int8 with `quantize` (CPU, f32 weights).
+pub fn build_model(
+    config: &serde_json::Value,
+    vb: &candle_nn::VarBuilder,
+    quantize: bool,
+) -> Result<Box<dyn Seq2SeqModel>, crate::model::ModelError> {
+    if !quantize {
+        return crate::model::from_config(config, vb.clone());
+    }
+    let mut m =
+        crate::model::linear::with_q8_at_load(|| crate::model::load_transformer(config, vb))?;
+    // covers anything the load kept in f32 (e.g. non-CPU devices give a clear error)
+    m.quantize_q8()?;
+    Ok(Box::new(m))
+}
+
 impl Engine {
-    /// Load what `spec` names (built-in name, owner/name[@rev], manifest .toml or a local
-    /// directory), downloading missing files unless offline.
+    /// Load what `spec` names (see [`load_model`]) for a pipeline stage.
     pub fn load(spec: &str, role: &str, opts: &EngineOptions) -> Result<Engine, PipelineError> {
-        let mut hub_opts = HubOptions::from_env();
-        hub_opts.offline |= opts.offline;
-        hub_opts.progress = !opts.quiet;
-        let (manifest, dir) =
-            hub::resolve(spec, &hub_opts).map_err(|e| PipelineError::Model(e.to_string()))?;
-        let device = parse_device(&opts.device)?;
-        let config = hub::read_config(&dir).map_err(|e| PipelineError::Model(e.to_string()))?;
-        let dtype = resolve_dtype(opts.dtype, &device, &config);
-        let vb = hub::load_weights(&dir, dtype, &device)
-            .map_err(|e| PipelineError::Model(e.to_string()))?;
-        let model_err = |e: crate::model::ModelError| {
-            PipelineError::Model(format!("{}: {e}", dir.display_name()))
-        };
-        let model: Box<dyn Seq2SeqModel> = if opts.quantize {
-            let mut m = crate::model::linear::with_q8_at_load(|| {
-                crate::model::load_transformer(&config, &vb)
-            })
-            .map_err(model_err)?;
-            m.quantize_q8().map_err(model_err)?;
-            Box::new(m)
-        } else {
-            crate::model::from_config(&config, vb).map_err(model_err)?
-        };
-        let tokenizer =
-            Tokenizer::from_dir(&dir.root).map_err(|e| PipelineError::Tokenize(e.to_string()))?;
-        let mut gen = GenerationConfig::from_model_dir(&dir.root)
-            .map_err(|e| PipelineError::Model(e.to_string()))?;
-        if let Some(m) = &manifest {
-            apply_manifest(&mut gen, m, &tokenizer)?;
-        }
-        if let Some(k) = opts.beams {
-            gen.num_beams = Some(k.max(1));
-        }
+        let LoadedModel {
+            manifest,
+            dir,
+            config,
+            model,
+            tokenizer,
+            gen,
+            device,
+            dtype,
+        } = load_model(spec, opts, true)?;
+        let tokenizer = tokenizer.ok_or_else(|| {
+            PipelineError::Tokenize(format!("{}: no tokenizer", dir.display_name()))
+        })?;
         let prefix = match &manifest {
             Some(m) => m.prefix.clone(),
-            // Without a manifest, T5-style configs carry their task prefixes.
-            None if role == "summarizer" => config
-                .pointer("/task_specific_params/summarization/prefix")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string(),
+            // Without a manifest, configs carry their task prefixes (T5's "summarize: ",
+            // the BART CNN summarizers' " ").
+            None if role == "summarizer" => config_prefix(&config).unwrap_or_default(),
             None => String::new(),
         };
         let max_source = manifest
@@ -175,12 +241,24 @@ impl Engine {
     }
 }
 
+/// The summarization prefix a config.json carries: `task_specific_params.summarization.prefix`
+/// (T5's "summarize: ") or a top-level `prefix` (the BART CNN summarizers' " ", which the
+/// summarization pipeline prepends).
+pub fn config_prefix(config: &serde_json::Value) -> Option<String> {
+    config
+        .pointer("/task_specific_params/summarization/prefix")
+        .or_else(|| config.get("prefix"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
 /// Generation defaults of a manifest fill what the model's own files leave unset; an mBART
-/// target language becomes the forced first token.
+/// target language becomes the decoder start token, as the model cards generate with
+/// `decoder_start_token_id=tokenizer.lang_code_to_id["en_XX"]`.
 fn apply_manifest(
     gen: &mut GenerationConfig,
     m: &Manifest,
-    tok: &Tokenizer,
+    tok: Option<&Tokenizer>,
 ) -> Result<(), PipelineError> {
     let g = &m.generation;
     gen.num_beams.get_or_insert(g.num_beams);
@@ -197,15 +275,40 @@ fn apply_manifest(
         });
     }
     if let Some(lang) = &m.tgt_lang {
-        let id = tok.token_to_id(lang).ok_or_else(|| {
+        let id = tok.and_then(|t| t.token_to_id(lang)).ok_or_else(|| {
             PipelineError::Tokenize(format!(
                 "{}: target language token '{lang}' is not in the vocabulary",
                 m.name
             ))
         })?;
-        gen.forced_bos_token_id = Some(id);
+        gen.decoder_start_token_id = Some(id);
     }
     Ok(())
+}
+
+/// The settings of one generate call: `lengths` override the model's own.
+fn call_config(gen: &GenerationConfig, lengths: Lengths) -> GenerationConfig {
+    let mut cfg = gen.clone();
+    if lengths.min_new_tokens.is_some() {
+        cfg.min_new_tokens = lengths.min_new_tokens;
+        // An explicit length range replaces the model's own min_length.
+        cfg.min_length = None;
+    }
+    if let Some(cap) = lengths.max_new_tokens {
+        cfg.max_new_tokens = Some(cap);
+        // A cap alone (a map-reduce partial summary) under the model's own minimum
+        // (distilbart's min_length 56) would mask EOS up to the cap and cut every output:
+        // the minimum drops to half the cap.
+        let model_min = cfg
+            .min_new_tokens
+            .or(cfg.min_length.map(|m| m.saturating_sub(1)))
+            .unwrap_or(0);
+        if lengths.min_new_tokens.is_none() && model_min > cap / 2 {
+            cfg.min_new_tokens = Some(cap / 2);
+            cfg.min_length = None;
+        }
+    }
+    cfg
 }
 
 impl TextGenerator for Engine {
@@ -232,16 +335,7 @@ impl TextGenerator for Engine {
         sources: &[Vec<u32>],
         lengths: Lengths,
     ) -> Result<Vec<(String, usize)>, PipelineError> {
-        let mut cfg = self.gen.clone();
-        if lengths.min_new_tokens.is_some() {
-            cfg.min_new_tokens = lengths.min_new_tokens;
-            // An explicit length range replaces the model's own min_length.
-            cfg.min_length = None;
-        }
-        if lengths.max_new_tokens.is_some() {
-            cfg.max_new_tokens = lengths.max_new_tokens;
-        }
-        let resolved = cfg
+        let resolved = call_config(&self.gen, lengths)
             .resolve(self.model.vocab_size())
             .map_err(|e| PipelineError::Model(e.to_string()))?;
         let out = generate_resolved(self.model.as_ref(), sources, &resolved, &self.device)
@@ -264,5 +358,49 @@ impl TextGenerator for Engine {
 
     fn info(&self) -> ModelInfo {
         self.info.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cnn_defaults() -> GenerationConfig {
+        GenerationConfig {
+            min_length: Some(56),
+            max_length: Some(142),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_cap_below_the_model_minimum_lowers_the_minimum() {
+        let cap = |n| Lengths {
+            min_new_tokens: None,
+            max_new_tokens: Some(n),
+        };
+        // partial summary capped at 32 tokens: EOS must become reachable before the cap
+        let c = call_config(&cnn_defaults(), cap(32));
+        let r = c.resolve(1000).unwrap();
+        // (lengths count the decoder start token)
+        assert_eq!(r.max_length, 33);
+        assert_eq!(r.processors.min_length, 17);
+        // a cap well above the model's minimum keeps it (55 new tokens = min_length 56)
+        let r = call_config(&cnn_defaults(), cap(200))
+            .resolve(1000)
+            .unwrap();
+        assert_eq!(r.processors.min_length, 56);
+        // no lengths: the model's own settings
+        let r = call_config(&cnn_defaults(), Lengths::default())
+            .resolve(1000)
+            .unwrap();
+        assert_eq!((r.processors.min_length, r.max_length), (56, 142));
+        // an explicit range wins
+        let both = Lengths {
+            min_new_tokens: Some(20),
+            max_new_tokens: Some(30),
+        };
+        let r = call_config(&cnn_defaults(), both).resolve(1000).unwrap();
+        assert_eq!((r.processors.min_length, r.max_length), (21, 31));
     }
 }

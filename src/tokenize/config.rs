@@ -69,6 +69,12 @@ impl HubConfig {
         })
     }
 
+    /// A `from_pretrained` keyword argument: wins over `tokenizer_config.json`.
+    pub(crate) fn set_tokenizer_kwarg(&mut self, key: &str, value: &str) {
+        self.tokenizer
+            .insert(key.to_string(), Value::String(value.to_string()));
+    }
+
     /// `tokenizer_config.json` value, falling back to `special_tokens_map.json`.
     fn tok_value(&self, key: &str) -> Option<&Value> {
         self.tokenizer
@@ -113,8 +119,10 @@ impl HubConfig {
             .map(|v| v as usize)
     }
 
+    /// As AutoTokenizer: tokenizer_config.json's class, else config.json's.
     pub(crate) fn tokenizer_class(&self) -> Option<&str> {
         self.tokenizer_str("tokenizer_class")
+            .or_else(|| self.model.get("tokenizer_class").and_then(Value::as_str))
     }
 
     /// An id from `config.json` (`pad_token_id`, `eos_token_id`, ...).

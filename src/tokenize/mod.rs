@@ -207,12 +207,22 @@ impl Tokenizer {
     /// Loads the tokenizer in a local model directory (see the module docs for the order in
     /// which files are tried).
     pub fn from_dir(dir: &Path) -> Result<Self, TokenizeError> {
+        Self::from_dir_with(dir, &[])
+    }
+
+    /// [`Tokenizer::from_dir`] with keyword arguments that override `tokenizer_config.json`,
+    /// as `AutoTokenizer.from_pretrained(dir, src_lang="vi_VN")` does: repos that ship no
+    /// tokenizer_config (vinai-translate) get their source language this way.
+    pub fn from_dir_with(dir: &Path, kwargs: &[(&str, &str)]) -> Result<Self, TokenizeError> {
         if !dir.is_dir() {
             return Err(TokenizeError::NotADirectory {
                 path: dir.to_path_buf(),
             });
         }
-        let cfg = HubConfig::load(dir)?;
+        let mut cfg = HubConfig::load(dir)?;
+        for (k, v) in kwargs {
+            cfg.set_tokenizer_kwarg(k, v);
+        }
         let has = |f: &str| dir.join(f).is_file();
         let inner = if has("tokenizer.json") {
             Self::load_tokenizer_json(dir, &cfg)?
