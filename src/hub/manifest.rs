@@ -328,6 +328,14 @@ mod tests {
         let v = builtin_manifest("vinai-translate-vi2en-v2").unwrap();
         assert_eq!(v.arch().unwrap(), Arch::MBart);
         assert_eq!(v.tgt_lang.as_deref(), Some("en_XX"));
+        assert_eq!(v.src_lang.as_deref(), Some("vi_VN"));
+        // ViT5 base needs no prefix (model card); its window is the fine-tuning's 1024
+        let vit5 = builtin_manifest("vit5-base-vietnews-summarization").unwrap();
+        assert_eq!(vit5.prefix, "");
+        assert_eq!(vit5.max_input_tokens, 1024);
+        // opus-mt-vi-en's config.json says num_beams 6
+        let o = builtin_manifest("opus-mt-vi-en").unwrap();
+        assert_eq!(o.generation.num_beams, 6);
         let e = builtin_manifest("envit5-translation").unwrap();
         assert_eq!(e.prefix, "vi: ");
         assert_eq!(e.output_prefix.as_deref(), Some("en: "));

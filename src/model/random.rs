@@ -396,9 +396,9 @@ fn shape_dims(arch: Arch, shape: Shape) -> Dims {
             heads: 8,
             ffn_dim: 2048,
             d_kv: 64,
-            // The exact size of opus-mt-vi-en's joint vocabulary cannot be checked offline;
-            // ~53.7k incl. <pad> (last id), as in shared/reference/make_random_models.py.
-            vocab_size: 53685,
+            // Helsinki-NLP/opus-mt-vi-en config.json: "vocab_size": 53739 (<pad> = 53738,
+            // the last id); the reference harness's 53685 is opus-mt-en-vi's.
+            vocab_size: 53739,
             max_positions: 512,
             ..tiny
         },

@@ -76,6 +76,17 @@ pub struct LoadedModel {
     pub dtype: candle_core::DType,
 }
 
+impl LoadedModel {
+    /// The text put before every input: the manifest's prompt file, else what the config
+    /// carries ([`config_prefix`]).
+    pub fn prefix(&self, summarizer: bool) -> String {
+        match &self.manifest {
+            Some(m) if !m.prefix.is_empty() => m.prefix.clone(),
+            _ => config_prefix(&self.config, summarizer).unwrap_or_default(),
+        }
+    }
+}
+
 /// Loads what `spec` names (built-in name, owner/name[@rev], manifest .toml or a local
 /// directory), downloading missing files unless offline. With `need_tokenizer = false` a
 /// local directory may lack tokenizer files (runs on token ids).
@@ -153,6 +164,8 @@ pub fn build_model(
 impl Engine {
     /// Load what `spec` names (see [`load_model`]) for a pipeline stage.
     pub fn load(spec: &str, role: &str, opts: &EngineOptions) -> Result<Engine, PipelineError> {
+        let loaded = load_model(spec, opts, true)?;
+        let prefix = loaded.prefix(role == "summarizer");
         let LoadedModel {
             manifest,
             dir,
@@ -162,17 +175,10 @@ impl Engine {
             gen,
             device,
             dtype,
-        } = load_model(spec, opts, true)?;
+        } = loaded;
         let tokenizer = tokenizer.ok_or_else(|| {
             PipelineError::Tokenize(format!("{}: no tokenizer", dir.display_name()))
         })?;
-        let prefix = match &manifest {
-            Some(m) => m.prefix.clone(),
-            // Without a manifest, configs carry their task prefixes (T5's "summarize: ",
-            // the BART CNN summarizers' " ").
-            None if role == "summarizer" => config_prefix(&config).unwrap_or_default(),
-            None => String::new(),
-        };
         let max_source = manifest
             .as_ref()
             .map(|m| m.max_input_tokens)
@@ -241,12 +247,14 @@ impl Engine {
     }
 }
 
-/// The summarization prefix a config.json carries: `task_specific_params.summarization.prefix`
-/// (T5's "summarize: ") or a top-level `prefix` (the BART CNN summarizers' " ", which the
-/// summarization pipeline prepends).
-pub fn config_prefix(config: &serde_json::Value) -> Option<String> {
-    config
-        .pointer("/task_specific_params/summarization/prefix")
+/// The input prefix a config.json carries: a top-level `prefix` (the BART CNN summarizers'
+/// " ", which the summarization pipeline and the distillation used), or for a summarizer
+/// `task_specific_params.summarization.prefix` (T5's "summarize: "), as transformers'
+/// pipelines apply them.
+pub fn config_prefix(config: &serde_json::Value, summarizer: bool) -> Option<String> {
+    summarizer
+        .then(|| config.pointer("/task_specific_params/summarization/prefix"))
+        .flatten()
         .or_else(|| config.get("prefix"))
         .and_then(|v| v.as_str())
         .map(str::to_string)
@@ -371,6 +379,19 @@ mod tests {
             max_length: Some(142),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn prefixes_from_the_config() {
+        let bart = serde_json::json!({"prefix": " ", "task_specific_params": {"summarization":
+            {"min_length": 56}}});
+        assert_eq!(config_prefix(&bart, true).as_deref(), Some(" "));
+        assert_eq!(config_prefix(&bart, false).as_deref(), Some(" "));
+        let t5 = serde_json::json!({"task_specific_params": {"summarization":
+            {"prefix": "summarize: "}, "translation_en_to_de": {"prefix": "x"}}});
+        assert_eq!(config_prefix(&t5, true).as_deref(), Some("summarize: "));
+        assert_eq!(config_prefix(&t5, false), None);
+        assert_eq!(config_prefix(&serde_json::json!({}), true), None);
     }
 
     #[test]

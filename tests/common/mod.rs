@@ -3,6 +3,8 @@
 //! comparisons their checks use.
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod fake_hub;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
