@@ -377,8 +377,34 @@ mod tests {
         GenerationConfig {
             min_length: Some(56),
             max_length: Some(142),
+            decoder_start_token_id: Some(2),
+            eos_token_id: Some(crate::generate::TokenIds::One(2)),
             ..Default::default()
         }
+    }
+
+    /// vinai-translate: the manifest's src_lang reaches the tokenizer (the repo has no
+    /// tokenizer_config.json) and tgt_lang becomes the decoder start token, as the model
+    /// card's `generate(decoder_start_token_id=lang_code_to_id["en_XX"])`.
+    #[test]
+    fn mbart_languages_from_the_manifest() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tokenizers/mbart-spm");
+        let d = tempfile::tempdir().unwrap();
+        for f in ["sentencepiece.bpe.model", "config.json"] {
+            std::fs::copy(src.join(f), d.path().join(f)).unwrap();
+        }
+        let m = hub::builtin_manifest("vinai-translate-vi2en-v2").unwrap();
+        let kw = [("src_lang", m.src_lang.as_deref().unwrap())];
+        let tok = Tokenizer::from_dir_with(d.path(), &kw).unwrap();
+        let vi = tok.token_to_id("vi_VN").unwrap();
+        let en = tok.token_to_id("en_XX").unwrap();
+        let ids = tok.encode("xin chào").unwrap();
+        assert_eq!(ids[ids.len() - 2..], [2, vi], "{ids:?}");
+        let mut gen = GenerationConfig::default();
+        apply_manifest(&mut gen, &m, Some(&tok)).unwrap();
+        assert_eq!(gen.decoder_start_token_id, Some(en));
+        assert_eq!(gen.forced_bos_token_id, None);
     }
 
     #[test]

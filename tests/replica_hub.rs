@@ -1,0 +1,186 @@
+//! The seven built-in models as published, through a fake Hub on 127.0.0.1: replicas of
+//! the real repos (scripts/make_replica_hub.py: the real file names, config values and
+//! serializations, legacy `pytorch_model.bin` included; small random weights), served at
+//! the manifests' pinned revisions. Each built-in name downloads, loads and gives
+//! transformers' `generate()` ids with the real generation settings; `tomtat run` with the
+//! default model names runs end to end.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+mod common;
+use common::fake_hub::FakeHub;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn expected() -> serde_json::Map<String, serde_json::Value> {
+    let text = std::fs::read_to_string(fixtures().join("replicas/expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Runs the binary against the fake Hub with an empty cache under `home`.
+fn tomtat(hub: &FakeHub, home: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tomtat"))
+        .args(args)
+        .env("HF_ENDPOINT", &hub.url)
+        .env("HF_HOME", home)
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .env_remove("HF_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ids_of(stdout: &str) -> Vec<Vec<u64>> {
+    stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["ids"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no ids in {l}"))
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn id_lists(v: &serde_json::Value) -> Vec<Vec<u64>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// `tomtat generate --model NAME` on the texts (the default CLI path: manifest, download,
+/// tokenizer with the manifest's prefix and source language, the model's own generation
+/// settings) gives transformers' ids; so does `--ids` on transformers' source ids, which
+/// tells a tokenizer difference from a model or search difference.
+#[test]
+fn every_builtin_gives_transformers_ids_through_the_hub() {
+    let hub = FakeHub::start();
+    hub.add_replicas(&fixtures());
+    let home = tempfile::tempdir().unwrap();
+    let expected = expected();
+    assert_eq!(expected.len(), 7, "one entry per built-in manifest");
+    let mut failures = Vec::new();
+    for (name, e) in &expected {
+        assert!(
+            tomtat::hub::builtin_manifest(name).is_some(),
+            "{name} is not a built-in"
+        );
+        let want = id_lists(&e["generated_ids"]);
+        let texts: Vec<&str> = e["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        let (code, out, err) = tomtat(
+            &hub,
+            home.path(),
+            &["-q", "generate", "--model", name],
+            &(texts.join("\n") + "\n"),
+        );
+        assert_eq!(code, 0, "{name}: {err}");
+        let got = ids_of(&out);
+        if got != want {
+            failures.push(format!("{name} (text): got {got:?}\nwant {want:?}"));
+        }
+        let sources: Vec<String> = id_lists(&e["source_ids"])
+            .iter()
+            .map(|s| s.iter().map(u64::to_string).collect::<Vec<_>>().join(" "))
+            .collect();
+        let (code, out, err) = tomtat(
+            &hub,
+            home.path(),
+            &["-q", "generate", "--model", name, "--ids"],
+            &(sources.join("\n") + "\n"),
+        );
+        assert_eq!(code, 0, "{name} --ids: {err}");
+        let got = ids_of(&out);
+        if got != want {
+            failures.push(format!("{name} (--ids): got {got:?}\nwant {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The main job with no model flags: the default translator and summarizer come from the
+/// fake Hub at their pinned revisions (opus-mt-vi-en's legacy pytorch_model.bin included).
+#[test]
+fn run_with_the_default_models_through_the_hub() {
+    let hub = FakeHub::start();
+    hub.add_replicas(&fixtures());
+    let home = tempfile::tempdir().unwrap();
+    let data =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vietnews/val300.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .take(3)
+        .map(str::to_string)
+        .collect();
+    let input = home.path().join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = home.path().join("out.jsonl");
+    let (code, _, err) = tomtat(
+        &hub,
+        home.path(),
+        &[
+            "-q",
+            "run",
+            input.to_str().unwrap(),
+            "--text-field",
+            "body_sentences",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    let pinned = |name: &str| tomtat::hub::builtin_manifest(name).unwrap().revision;
+    for r in &records {
+        assert!(r.get("error").is_none(), "{r}");
+        for s in r["sentences"].as_array().unwrap() {
+            assert!(!s["translation"].as_str().unwrap().trim().is_empty(), "{s}");
+        }
+        assert!(!r["summary"].as_str().unwrap().trim().is_empty(), "{r}");
+        let models = r["models"].to_string();
+        assert!(models.contains(&pinned("opus-mt-vi-en")), "{models}");
+        assert!(models.contains(&pinned("distilbart-cnn-12-6")), "{models}");
+    }
+}
