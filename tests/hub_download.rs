@@ -604,6 +604,82 @@ max_length = 20
     assert!(msg.contains("t5") && msg.contains("bart"), "{msg}");
 }
 
+/// A manifest's `safetensors_revision` (the Hub's conversion PR): its model.safetensors is
+/// downloaded instead of the pinned revision's pytorch_model.bin, which is never fetched;
+/// the cache then serves both offline. Without the PR the .bin is used.
+#[test]
+fn manifest_prefers_the_safetensors_pr_over_a_pinned_bin() {
+    let hub = FakeHub::start();
+    let bin = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hub/legacy_pytorch_model.bin"
+    ))
+    .unwrap();
+    let base = [
+        ("config.json", bart_config()),
+        ("vocab.json", br#"{"<s>": 0, "</s>": 2}"#.to_vec()),
+        ("merges.txt", b"#version: 0.2\n".to_vec()),
+    ];
+    let mut pinned = base.to_vec();
+    pinned.push(("pytorch_model.bin", bin));
+    hub.add_repo("tiny/old", SHA, &[], &pinned);
+    let mut pr = pinned.clone();
+    pr.push(("model.safetensors", weights()));
+    hub.add_repo("tiny/old", SHA2, &["main", "refs/pr/18"], &pr);
+    let home = tempfile::tempdir().unwrap();
+    let mut o = opts(&hub.url, home.path());
+    let m = home.path().join("old.toml");
+    let manifest = |pr: &str| {
+        format!(
+            r#"name = "old"
+repo = "tiny/old"
+revision = "{SHA}"
+safetensors_revision = "{pr}"
+architecture = "bart"
+tokenizer = "bart"
+task = "summarize-en"
+max_input_tokens = 32
+[generation]
+max_length = 20
+"#
+        )
+    };
+    std::fs::write(&m, manifest("refs/pr/18")).unwrap();
+    let (_, dir) = hub::resolve(m.to_str().unwrap(), &o).unwrap();
+    let WeightFiles::Safetensors(st) = &dir.files.weights else {
+        panic!("{:?}", dir.files.weights)
+    };
+    assert!(
+        st.starts_with(snapshot(home.path(), "tiny/old", SHA2)),
+        "{st:?}"
+    );
+    assert_eq!(dir.commit.as_deref(), Some(SHA));
+    assert!(dir.root.starts_with(snapshot(home.path(), "tiny/old", SHA)));
+    let got: Vec<String> = hub.file_requests().into_iter().map(|l| l.path).collect();
+    assert!(
+        !got.iter().any(|p| p.contains("pytorch_model.bin")),
+        "{got:?}"
+    );
+    assert_eq!(first_value(&dir, "model.shared.weight")[..2], [0.0, 0.5]);
+    // offline, from the cache alone
+    o.offline = true;
+    let (_, again) = hub::resolve(m.to_str().unwrap(), &o).unwrap();
+    assert_eq!(again.files.weights, dir.files.weights);
+    // no such PR: the pinned revision's own (legacy) .bin
+    o.offline = false;
+    std::fs::write(&m, manifest("refs/pr/99")).unwrap();
+    let (_, dir) = hub::resolve(m.to_str().unwrap(), &o).unwrap();
+    assert!(
+        matches!(dir.files.weights, WeightFiles::PytorchBin(_)),
+        "{:?}",
+        dir.files.weights
+    );
+    assert_eq!(
+        first_value(&dir, "model.a.weight"),
+        vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The real binary.
 

@@ -19,8 +19,9 @@ use serde::Deserialize;
 
 use super::config::{arch_from_config, read_json};
 use super::files::{
-    check_tokenizer, choose_weights, is_safe_relative, no_weights_detail, select_on_disk,
-    shard_names, Origin, TokenizerFiles, WeightChoice, CONFIG, GENERATION_CONFIG, TOKENIZER_FILES,
+    check_tokenizer, choose_weights, is_safe_relative, no_weights_detail, select_on_disk_full,
+    shard_names, Origin, TokenizerFiles, WeightChoice, WeightFiles, CONFIG, GENERATION_CONFIG,
+    SAFETENSORS, TOKENIZER_FILES,
 };
 use super::{repo_cache_dir, FetchedFile, HubError, HubOptions, ModelDir};
 
@@ -30,19 +31,83 @@ pub(crate) fn fetch(
     revision: &str,
     opts: &HubOptions,
 ) -> Result<(ModelDir, Vec<FetchedFile>), HubError> {
+    fetch_with(repo, revision, opts, None)
+}
+
+/// [`fetch`], taking the weights from `safetensors_revision`'s `model.safetensors` when
+/// that revision has one (downloaded, or cached); else the revision's own weights.
+pub(crate) fn fetch_preferring_safetensors(
+    repo: &str,
+    revision: &str,
+    safetensors_revision: &str,
+    opts: &HubOptions,
+) -> Result<(ModelDir, Vec<FetchedFile>), HubError> {
+    match safetensors_at(repo, safetensors_revision, opts) {
+        Ok(st) => {
+            let (mut dir, mut report) = fetch_with(
+                repo,
+                revision,
+                opts,
+                Some(WeightFiles::Safetensors(st.path.clone())),
+            )?;
+            dir.files.weights = WeightFiles::Safetensors(st.path.clone());
+            report.push(st);
+            Ok((dir, report))
+        }
+        Err(why) => {
+            tracing::info!(
+                "{repo}@{safetensors_revision}: no model.safetensors ({why}); using \
+                 {revision}'s own weights"
+            );
+            fetch_with(repo, revision, opts, None)
+        }
+    }
+}
+
+/// `model.safetensors` of `repo@revision`, from the cache or downloaded.
+fn safetensors_at(repo: &str, revision: &str, opts: &HubOptions) -> Result<FetchedFile, String> {
+    if let Some((_, snap)) = cached_commit(&opts.cache_dir, repo, revision) {
+        let p = snap.join(SAFETENSORS);
+        if p.is_file() {
+            return Ok(report_entry(&snap, &p, true));
+        }
+    }
     if opts.offline {
-        return from_cache(repo, revision, opts, true);
+        return Err("offline and not cached".into());
+    }
+    let f = Fetcher::new(repo, revision, opts).map_err(|e| e.to_string())?;
+    let listing = f.listing().map_err(|fail| fail.detail)?;
+    if !listing.siblings.iter().any(|s| s.rfilename == SAFETENSORS) {
+        return Err(format!("the revision has no {SAFETENSORS}"));
+    }
+    let got = f
+        .download(SAFETENSORS, &listing.sha)
+        .map_err(|e| e.to_string())?;
+    super::validate_safetensors(&got.path).map_err(|e| e.to_string())?;
+    f.create_ref(&listing.sha).map_err(|e| e.to_string())?;
+    Ok(got)
+}
+
+/// `weights`: use these instead of the revision's own (nor download those).
+fn fetch_with(
+    repo: &str,
+    revision: &str,
+    opts: &HubOptions,
+    weights: Option<WeightFiles>,
+) -> Result<(ModelDir, Vec<FetchedFile>), HubError> {
+    if opts.offline {
+        return from_cache(repo, revision, opts, true, weights);
     }
     // Content at a commit sha never changes: a complete cached snapshot needs no network.
     if is_commit_sha(revision) {
-        if let Ok(hit) = from_cache(repo, revision, opts, false) {
+        if let Ok(hit) = from_cache(repo, revision, opts, false, weights.clone()) {
             return Ok(hit);
         }
     }
     let f = Fetcher::new(repo, revision, opts)?;
     match f.listing() {
-        Ok(listing) => f.fetch_all(listing),
-        Err(fail) if fail.network => match from_cache(repo, revision, opts, false) {
+        Ok(listing) => f.fetch_all(listing, weights),
+        Err(fail) if fail.network => match from_cache(repo, revision, opts, false, weights) {
             // As huggingface_hub does: Hub unreachable but the cache has it all -> use it.
             Ok(hit) => {
                 tracing::warn!(
@@ -63,6 +128,7 @@ fn from_cache(
     revision: &str,
     opts: &HubOptions,
     offline: bool,
+    weights: Option<WeightFiles>,
 ) -> Result<(ModelDir, Vec<FetchedFile>), HubError> {
     let origin = Origin::Cache {
         repo: repo.to_string(),
@@ -79,7 +145,7 @@ fn from_cache(
             offline,
         });
     };
-    let files = select_on_disk(&snap, &origin)?;
+    let files = select_on_disk_full(&snap, &origin, true, weights)?;
     let report = files
         .paths()
         .into_iter()
@@ -238,7 +304,11 @@ impl<'a> Fetcher<'a> {
             .join(commit)
     }
 
-    fn fetch_all(&self, listing: Listing) -> Result<(ModelDir, Vec<FetchedFile>), HubError> {
+    fn fetch_all(
+        &self,
+        listing: Listing,
+        weights_given: Option<WeightFiles>,
+    ) -> Result<(ModelDir, Vec<FetchedFile>), HubError> {
         let commit = listing.sha.as_str();
         let names: BTreeSet<String> = listing.siblings.into_iter().map(|s| s.rfilename).collect();
         let mut report = Vec::new();
@@ -266,12 +336,17 @@ impl<'a> Fetcher<'a> {
         if let Some(detail) = check_tokenizer(arch, &tok) {
             return Err(self.missing(format!("the repo has {detail}")));
         }
-        let Some(weights) = choose_weights(&names) else {
-            return Err(self.missing(format!(
-                "{}; some repos have safetensors only on a PR branch: try {}@refs/pr/N",
-                no_weights_detail(&names),
-                self.repo
-            )));
+        // Weights given from elsewhere: none of this revision's are needed.
+        let weights = match (&weights_given, choose_weights(&names)) {
+            (Some(_), _) => None,
+            (None, Some(w)) => Some(w),
+            (None, None) => {
+                return Err(self.missing(format!(
+                    "{}; some repos have safetensors only on a PR branch: try {}@refs/pr/N",
+                    no_weights_detail(&names),
+                    self.repo
+                )))
+            }
         };
 
         if names.contains(GENERATION_CONFIG) {
@@ -281,10 +356,11 @@ impl<'a> Fetcher<'a> {
             report.push(self.download(n, commit)?);
         }
         match weights {
-            WeightChoice::Single(n) | WeightChoice::Bin(n) => {
+            None => {}
+            Some(WeightChoice::Single(n) | WeightChoice::Bin(n)) => {
                 report.push(self.download(n, commit)?);
             }
-            WeightChoice::Index(n) => {
+            Some(WeightChoice::Index(n)) => {
                 let index = self.download(n, commit)?;
                 let shards = shard_names(&index.path)?;
                 report.push(index);
@@ -300,6 +376,30 @@ impl<'a> Fetcher<'a> {
         }
 
         // hf-hub writes refs/<revision> when it downloads; also when everything was cached.
+        self.create_ref(commit)?;
+
+        let snap = self.snapshot_dir(commit);
+        let origin = Origin::Cache {
+            repo: self.repo.to_string(),
+            revision: self.revision.to_string(),
+            cache: self.opts.cache_dir.clone(),
+            offline: false,
+        };
+        let files = select_on_disk_full(&snap, &origin, true, weights_given)?;
+        Ok((
+            ModelDir {
+                root: snap,
+                repo: Some(self.repo.to_string()),
+                revision: Some(self.revision.to_string()),
+                commit: Some(commit.to_string()),
+                files,
+            },
+            report,
+        ))
+    }
+
+    /// `refs/<revision>` -> `commit` in the cache.
+    fn create_ref(&self, commit: &str) -> Result<(), HubError> {
         Cache::new(self.opts.cache_dir.clone())
             .repo(Repo::with_revision(
                 self.repo.to_string(),
@@ -312,26 +412,7 @@ impl<'a> Fetcher<'a> {
                     repo_cache_dir(&self.opts.cache_dir, self.repo).join("refs"),
                     e,
                 )
-            })?;
-
-        let snap = self.snapshot_dir(commit);
-        let origin = Origin::Cache {
-            repo: self.repo.to_string(),
-            revision: self.revision.to_string(),
-            cache: self.opts.cache_dir.clone(),
-            offline: false,
-        };
-        let files = select_on_disk(&snap, &origin)?;
-        Ok((
-            ModelDir {
-                root: snap,
-                repo: Some(self.repo.to_string()),
-                revision: Some(self.revision.to_string()),
-                commit: Some(commit.to_string()),
-                files,
-            },
-            report,
-        ))
+            })
     }
 
     fn download_error(&self, file: &str, detail: String) -> HubError {

@@ -295,18 +295,24 @@ fn first_missing_tokenizer_file(arch: Arch, tok: &TokenizerFiles) -> &'static st
 }
 
 /// Chooses the model's files from what lies in `dir` (a local model dir or a cache
-/// snapshot). Needs config.json (with a supported architecture), a tokenizer for that
-/// architecture and weights.
-pub(crate) fn select_on_disk(dir: &Path, origin: &Origin) -> Result<ModelFiles, HubError> {
-    select_on_disk_with(dir, origin, true)
-}
-
-/// [`select_on_disk`]; `need_tokenizer: false` accepts a directory without tokenizer files
-/// (running a model on token ids needs none).
+/// snapshot). Needs config.json (with a supported architecture), weights and, unless
+/// `need_tokenizer` is false (running a model on token ids needs none), a tokenizer for
+/// that architecture.
 pub(crate) fn select_on_disk_with(
     dir: &Path,
     origin: &Origin,
     need_tokenizer: bool,
+) -> Result<ModelFiles, HubError> {
+    select_on_disk_full(dir, origin, need_tokenizer, None)
+}
+
+/// [`select_on_disk_with`]; `weights`, when given, are used instead of any in `dir`
+/// (safetensors from another revision of the repo).
+pub(crate) fn select_on_disk_full(
+    dir: &Path,
+    origin: &Origin,
+    need_tokenizer: bool,
+    weights: Option<WeightFiles>,
 ) -> Result<ModelFiles, HubError> {
     let config = dir.join(CONFIG);
     if !config.is_file() {
@@ -329,6 +335,14 @@ pub(crate) fn select_on_disk_with(
         return Err(origin.missing(dir, file, detail));
     }
 
+    if let Some(weights) = weights {
+        return Ok(ModelFiles {
+            config,
+            generation_config,
+            tokenizer,
+            weights,
+        });
+    }
     let names = list_files(dir)?;
     let weights = match choose_weights(&names) {
         Some(WeightChoice::Single(n)) => WeightFiles::Safetensors(dir.join(n)),
@@ -466,20 +480,26 @@ mod tests {
     fn local_dir_selection_and_errors() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path();
-        let e = select_on_disk(dir, &Origin::Local).unwrap_err().to_string();
+        let e = select_on_disk_with(dir, &Origin::Local, true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("config.json"), "{e}");
         std::fs::write(dir.join(CONFIG), r#"{"model_type":"bart"}"#).unwrap();
-        let e = select_on_disk(dir, &Origin::Local).unwrap_err().to_string();
+        let e = select_on_disk_with(dir, &Origin::Local, true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("vocab.json + merges.txt"), "{e}");
         std::fs::write(dir.join("vocab.json"), "{}").unwrap();
         std::fs::write(dir.join("merges.txt"), "").unwrap();
-        let e = select_on_disk(dir, &Origin::Local).unwrap_err().to_string();
+        let e = select_on_disk_with(dir, &Origin::Local, true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no usable weights"), "{e}");
         std::fs::write(dir.join(PYTORCH_BIN), "x").unwrap();
-        let f = select_on_disk(dir, &Origin::Local).unwrap();
+        let f = select_on_disk_with(dir, &Origin::Local, true).unwrap();
         assert_eq!(f.weights, WeightFiles::PytorchBin(dir.join(PYTORCH_BIN)));
         assert_eq!(f.paths().len(), 4);
-        let e = select_on_disk(
+        let e = select_on_disk_with(
             dir,
             &Origin::Cache {
                 repo: "o/n".into(),
@@ -487,10 +507,11 @@ mod tests {
                 cache: "/c".into(),
                 offline: true,
             },
+            true,
         );
         assert!(e.is_ok());
         std::fs::remove_file(dir.join("merges.txt")).unwrap();
-        let e = select_on_disk(
+        let e = select_on_disk_with(
             dir,
             &Origin::Cache {
                 repo: "o/n".into(),
@@ -498,6 +519,7 @@ mod tests {
                 cache: "/c".into(),
                 offline: true,
             },
+            true,
         )
         .unwrap_err()
         .to_string();

@@ -110,6 +110,12 @@ pub struct Manifest {
     /// mBART: target language code forced as the first generated token (`en_XX`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tgt_lang: Option<String>,
+    /// A revision of the same repo whose `model.safetensors` holds the pinned revision's
+    /// weights (the Hub's safetensors-conversion PR, e.g. `refs/pr/18`): downloaded instead
+    /// of a `pytorch_model.bin` when the pinned revision has only that; the rest of the
+    /// files still come from `revision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safetensors_revision: Option<String>,
     /// Text the model puts before every output, to strip (envit5 writes `en: `).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_prefix: Option<String>,

@@ -212,7 +212,16 @@ pub fn resolve_with_report(spec: &str, opts: &HubOptions) -> Result<Resolved, Hu
                 .clone()
                 .or(revision)
                 .unwrap_or_else(|| DEFAULT_REVISION.to_string());
-            download::fetch(&repo, &revision, opts)?
+            // A known safetensors conversion of the pinned revision's weights (only when the
+            // revision is the manifest's own: another one may hold other weights).
+            let st_rev = manifest
+                .as_ref()
+                .filter(|m| m.revision == revision)
+                .and_then(|m| m.safetensors_revision.as_deref());
+            match st_rev {
+                Some(st) => download::fetch_preferring_safetensors(&repo, &revision, st, opts)?,
+                None => download::fetch(&repo, &revision, opts)?,
+            }
         }
     };
     if let Some(m) = &manifest {
