@@ -173,14 +173,112 @@ fn run_with_the_default_models_through_the_hub() {
         .collect();
     assert_eq!(records.len(), 3);
     let pinned = |name: &str| tomtat::hub::builtin_manifest(name).unwrap().revision;
+    let mut sentences = Vec::new();
+    let mut translations = Vec::new();
     for r in &records {
         assert!(r.get("error").is_none(), "{r}");
         for s in r["sentences"].as_array().unwrap() {
-            assert!(!s["translation"].as_str().unwrap().trim().is_empty(), "{s}");
+            sentences.push(s["text"].as_str().unwrap().to_string());
+            translations.push(s["translation"].as_str().unwrap().to_string());
         }
-        assert!(!r["summary"].as_str().unwrap().trim().is_empty(), "{r}");
+        assert!(r["summary"].is_string(), "{r}");
+        assert!(r["translation"].is_string(), "{r}");
         let models = r["models"].to_string();
         assert!(models.contains(&pinned("opus-mt-vi-en")), "{models}");
         assert!(models.contains(&pinned("distilbart-cnn-12-6")), "{models}");
+    }
+    // The run's sentence translations are what `generate` (checked against transformers
+    // above) writes for each sentence, whatever batches the run cut.
+    let (code, out, err) = tomtat(
+        &hub,
+        home.path(),
+        &["-q", "generate", "--model", "opus-mt-vi-en"],
+        &(sentences.join("\n") + "\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let texts: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["text"].as_str().unwrap().trim().to_string()
+        })
+        .collect();
+    assert_eq!(texts.len(), translations.len());
+    let differ: Vec<usize> = (0..texts.len())
+        .filter(|&i| texts[i] != translations[i])
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} of {} sentences differ, e.g. {:?} vs {:?}",
+        differ.len(),
+        texts.len(),
+        differ.first().map(|&i| &texts[i]),
+        differ.first().map(|&i| &translations[i])
+    );
+}
+
+/// Every other built-in name in the main job: each translator and summarizer (and the
+/// Vietnamese summarizer of `--order summarize-first`) downloads and runs end to end.
+#[test]
+fn run_with_every_builtin_through_the_hub() {
+    let hub = FakeHub::start();
+    hub.add_replicas(&fixtures());
+    let home = tempfile::tempdir().unwrap();
+    let data =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vietnews/val300.jsonl");
+    let line = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .nth(5)
+        .unwrap()
+        .to_string();
+    let input = home.path().join("in.jsonl");
+    std::fs::write(&input, line + "\n").unwrap();
+    let runs: [&[&str]; 3] = [
+        &[
+            "--translator",
+            "envit5-translation",
+            "--summarizer",
+            "flan-t5-base",
+        ],
+        &[
+            "--translator",
+            "vinai-translate-vi2en-v2",
+            "--summarizer",
+            "bart-large-cnn",
+        ],
+        &[
+            "--order",
+            "summarize-first",
+            "--vi-summarizer",
+            "vit5-base-vietnews-summarization",
+        ],
+    ];
+    for extra in runs {
+        let out = home.path().join("out.jsonl");
+        let mut args = vec![
+            "-q",
+            "run",
+            input.to_str().unwrap(),
+            "--text-field",
+            "body_sentences",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = tomtat(&hub, home.path(), &args, "");
+        assert_eq!(code, 0, "{extra:?}: {err}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let r: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert!(r.get("error").is_none(), "{extra:?}: {r}");
+        assert!(r["summary"].is_string(), "{extra:?}: {r}");
+        let models = r["models"].to_string();
+        for name in extra
+            .iter()
+            .filter(|a| !a.starts_with("--") && **a != "summarize-first")
+        {
+            assert!(models.contains(name), "{extra:?}: {models}");
+        }
+        std::fs::remove_file(&out).unwrap();
     }
 }

@@ -106,11 +106,15 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
         global.quiet,
         !args.ids,
     )?;
+    // Text input goes through the model's own tokenizer and prefix (T5's "summarize: ",
+    // BART CNN's " "), as in `tomtat run`; --ids bypasses both.
+    let summarizer = loaded
+        .manifest
+        .as_ref()
+        .is_some_and(|m| m.task != crate::hub::Task::TranslateViEn);
+    let prefix = loaded.prefix(summarizer);
     let (model, device, mut cfg) = (loaded.model, loaded.device, loaded.gen);
-    // Text input goes through the model's own tokenizer and the manifest's prefix (T5's
-    // "summarize: "); --ids bypasses both.
     let tokenizer = if args.ids { None } else { loaded.tokenizer };
-    let prefix = loaded.manifest.map(|m| m.prefix).unwrap_or_default();
     if let Some(k) = args.beams {
         cfg.num_beams = Some(k as usize);
     }
