@@ -78,6 +78,9 @@ import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_model_fixtures import diversify  # noqa: E402  (the parity fixtures' re-initialisation)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, ".."))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -636,38 +639,6 @@ def texts_for(kind):
 
 
 # ----------------------------------------------------------------------------- weights
-def diversify(model, emb_std, qk_std, lin_std, bias_std=0.02, rel_std=1.0, row_norm=None):
-    """Same re-initialisation as scripts/make_model_fixtures.py (HF's default init gives one
-    token repeated): larger embeddings, peaky q/k, small other projections, random norm affine.
-    Sinusoidal tables untouched."""
-    with torch.no_grad():
-        for n, mod in model.named_modules():
-            cls = type(mod).__name__
-            if isinstance(mod, torch.nn.Linear):
-                last = n.rsplit(".", 1)[-1]
-                if last == "lm_head":
-                    continue
-                std = qk_std if last in ("q_proj", "k_proj", "q", "k") else lin_std
-                mod.weight.normal_(0, std)
-                if mod.bias is not None:
-                    mod.bias.normal_(0, bias_std)
-            elif isinstance(mod, torch.nn.Embedding):
-                if "Sinusoidal" in cls:
-                    continue
-                if n.endswith("relative_attention_bias"):
-                    mod.weight.normal_(0, rel_std)
-                else:
-                    mod.weight.normal_(0, emb_std)
-                    if row_norm is not None:
-                        mod.weight.mul_(row_norm / mod.weight.norm(dim=1, keepdim=True))
-                    if mod.padding_idx is not None:
-                        mod.weight[mod.padding_idx].zero_()
-            elif isinstance(mod, torch.nn.LayerNorm) or cls.endswith("LayerNorm"):
-                mod.weight.uniform_(0.5, 1.5)
-                if getattr(mod, "bias", None) is not None:
-                    mod.bias.normal_(0, 0.1)
-
-
 def make_model(spec, cfg_dir):
     cfg = AutoConfig.from_pretrained(cfg_dir)
     torch.manual_seed(spec["seed"])

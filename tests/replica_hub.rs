@@ -50,6 +50,17 @@ fn tomtat(hub: &FakeHub, home: &Path, args: &[&str], stdin: &str) -> (i32, Strin
     )
 }
 
+/// VietNews articles `range` as a JSONL input file under `dir`.
+fn vietnews(dir: &Path, range: std::ops::Range<usize>) -> PathBuf {
+    let data =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vietnews/val300.jsonl");
+    let text = std::fs::read_to_string(&data).unwrap();
+    let lines: Vec<&str> = text.lines().skip(range.start).take(range.len()).collect();
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    input
+}
+
 fn ids_of(stdout: &str) -> Vec<Vec<u64>> {
     stdout
         .lines()
@@ -140,16 +151,7 @@ fn run_with_the_default_models_through_the_hub() {
     let hub = FakeHub::start();
     hub.add_replicas(&fixtures());
     let home = tempfile::tempdir().unwrap();
-    let data =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vietnews/val300.jsonl");
-    let lines: Vec<String> = std::fs::read_to_string(&data)
-        .unwrap()
-        .lines()
-        .take(3)
-        .map(str::to_string)
-        .collect();
-    let input = home.path().join("in.jsonl");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let input = vietnews(home.path(), 0..3);
     let out = home.path().join("out.jsonl");
     let (code, _, err) = tomtat(
         &hub,
@@ -224,16 +226,7 @@ fn run_with_every_builtin_through_the_hub() {
     let hub = FakeHub::start();
     hub.add_replicas(&fixtures());
     let home = tempfile::tempdir().unwrap();
-    let data =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vietnews/val300.jsonl");
-    let line = std::fs::read_to_string(&data)
-        .unwrap()
-        .lines()
-        .nth(5)
-        .unwrap()
-        .to_string();
-    let input = home.path().join("in.jsonl");
-    std::fs::write(&input, line + "\n").unwrap();
+    let input = vietnews(home.path(), 5..6);
     let runs: [&[&str]; 3] = [
         &[
             "--translator",

@@ -18,7 +18,8 @@ use std::path::Path;
 
 use candle_core::pickle::{Object, Stack};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::var_builder::SimpleBackend;
+
+use super::weights::LazyTensors;
 
 /// The magic number pickle: PROTO 2, LONG1 of 10 bytes (0x1950a86a20f9469cfc6c), STOP.
 const MAGIC_PICKLE: [u8; 15] = [
@@ -388,31 +389,12 @@ fn check_bounds(name: &str, e: &Entry, s: &Storage) -> Result<(), String> {
     }
 }
 
-impl SimpleBackend for LegacyPth {
-    fn get(
-        &self,
-        s: candle_core::Shape,
-        name: &str,
-        _: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let t = self.load(name, dev)?.to_dtype(dtype)?;
-        if t.shape() != &s {
-            return Err(candle_core::Error::UnexpectedShape {
-                msg: format!("shape mismatch for {name}"),
-                expected: s,
-                got: t.shape().clone(),
-            });
-        }
-        Ok(t)
+impl LazyTensors for LegacyPth {
+    fn load(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor> {
+        LegacyPth::load(self, name, dev)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.load(name, dev)?.to_dtype(dtype)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
+    fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
 }

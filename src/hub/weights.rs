@@ -21,14 +21,14 @@ pub fn load_weights(
     let backend: Box<dyn SimpleBackend> = match &dir.files.weights {
         WeightFiles::Safetensors(p) => {
             validate_safetensors(p)?;
-            Box::new(ReadSafetensors::open(&[p.as_path()])?)
+            Box::new(Lazy(ReadSafetensors::open(&[p.as_path()])?))
         }
         WeightFiles::ShardedSafetensors { index: _, shards } => {
             for s in shards {
                 validate_safetensors(s)?;
             }
             let paths: Vec<&Path> = shards.iter().map(|p| p.as_path()).collect();
-            Box::new(ReadSafetensors::open(&paths)?)
+            Box::new(Lazy(ReadSafetensors::open(&paths)?))
         }
         WeightFiles::PytorchBin(p) => open_pth(p)?,
     };
@@ -119,7 +119,26 @@ impl ReadSafetensors {
     }
 }
 
-impl SimpleBackend for ReadSafetensors {
+impl LazyTensors for ReadSafetensors {
+    fn load(&self, name: &str, dev: &Device) -> candle_core::Result<candle_core::Tensor> {
+        ReadSafetensors::load(self, name, dev)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+}
+
+/// A checkpoint whose tensors are read from disk when asked for.
+pub(crate) trait LazyTensors: Send + Sync {
+    fn load(&self, name: &str, dev: &Device) -> candle_core::Result<candle_core::Tensor>;
+    fn contains(&self, name: &str) -> bool;
+}
+
+/// A [`LazyTensors`] as candle's backend: dtype conversion and the shape check.
+pub(crate) struct Lazy<T>(pub T);
+
+impl<T: LazyTensors> SimpleBackend for Lazy<T> {
     fn get(
         &self,
         s: candle_core::Shape,
@@ -128,7 +147,7 @@ impl SimpleBackend for ReadSafetensors {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<candle_core::Tensor> {
-        let t = self.load(name, dev)?.to_dtype(dtype)?;
+        let t = self.0.load(name, dev)?.to_dtype(dtype)?;
         if t.shape() != &s {
             return Err(candle_core::Error::UnexpectedShape {
                 msg: format!("shape mismatch for {name}"),
@@ -145,11 +164,11 @@ impl SimpleBackend for ReadSafetensors {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<candle_core::Tensor> {
-        self.load(name, dev)?.to_dtype(dtype)
+        self.0.load(name, dev)?.to_dtype(dtype)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.index.contains_key(name)
+        self.0.contains(name)
     }
 }
 
@@ -267,10 +286,10 @@ fn open_pth(path: &Path) -> Result<Box<dyn SimpleBackend>, HubError> {
     let mut f = std::fs::File::open(path).map_err(|e| HubError::io(path, e))?;
     let got = read_up_to(&mut f, &mut head).map_err(|e| HubError::io(path, e))?;
     if legacy_pth::is_legacy(&head[..got]) {
-        return Ok(Box::new(
+        return Ok(Box::new(Lazy(
             legacy_pth::LegacyPth::open(path)
                 .map_err(|e| bad(format!("legacy PyTorch checkpoint: {e}")))?,
-        ));
+        )));
     }
     if got < 4 || &head[..4] != b"PK\x03\x04" {
         return Err(bad(
