@@ -969,6 +969,39 @@ def build(spec, fix_root, hub, expected, check_single, tmp):
           f"distinct {distinct} ended_eos {sum(1 for g in gen if g and g[-1] == eos)}/{len(gen)}; {tomtat_note}")
 
 
+def pad_vocabs(tok_root):
+    """--full: the Marian and BART vocab.json copies padded to the real vocabulary sizes, so
+    that every id a real-shape model can generate decodes (the small tokenizers' own pieces keep
+    their ids; the last special token moves to the real last id, as in the real files: Marian
+    <pad> = 53738, BART <mask> = 50264). Dummy pieces are never produced by the small
+    sentencepiece / BPE models. The T5 / mBART tokenizer copies stay small."""
+    def pad(path, last, size, dummy):
+        vocab = json.load(open(path, encoding="utf-8"))
+        assert vocab[last] == len(vocab) - 1, (path, last)
+        del vocab[last]
+        i = 0
+        while len(vocab) < size - 1:
+            vocab.setdefault(dummy(i), len(vocab))
+            i += 1
+        vocab[last] = size - 1
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(vocab, f, ensure_ascii=False)
+
+    def letters(i):
+        s = ""
+        while True:
+            s = chr(ord("a") + i % 26) + s
+            i //= 26
+            if not i:
+                return s
+    # opus-mt-vi-en config.json: vocab_size 53739, pad 53738 (G1)
+    pad(os.path.join(tok_root, "marian-vi-en", "vocab.json"), "<pad>", 53739,
+        lambda i: "▁qzx" + letters(i))
+    # BART CNN: vocab.json has 50265 entries, <mask> = 50264 (G1)
+    pad(os.path.join(tok_root, "bart-bpe", "vocab.json"), "<mask>", 50265,
+        lambda i: "ĠQZX" + letters(i).upper())
+
+
 def main():
     global FULL
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -994,6 +1027,8 @@ def main():
             shutil.rmtree(dst)
         shutil.copytree(os.path.join(FIXTURES, TOK), dst,
                         ignore=shutil.ignore_patterns("expected"))
+        if FULL:
+            pad_vocabs(dst)
     only = set(filter(None, a.only.split(",")))
     hub, expected = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
