@@ -40,7 +40,7 @@ fn st_bytes(tensors: &[(&str, Vec<f32>, Vec<usize>)]) -> Vec<u8> {
             )
         })
         .collect();
-    safetensors::serialize(views, &None::<HashMap<String, String>>).unwrap()
+    safetensors::serialize(views, None::<HashMap<String, String>>).unwrap()
 }
 
 fn bart_config() -> Vec<u8> {

@@ -31,7 +31,7 @@ fn write_st(path: &Path, tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u
             )
         })
         .collect();
-    safetensors::serialize_to_file(views, &None::<HashMap<String, String>>, path).unwrap();
+    safetensors::serialize_to_file(views, None::<HashMap<String, String>>, path).unwrap();
 }
 
 fn values(dir: &ModelDir, name: &str) -> Vec<f32> {

@@ -345,7 +345,7 @@ mod tests {
                 )
             })
             .collect();
-        safetensors::serialize_to_file(views, &None::<HashMap<String, String>>, path).unwrap();
+        safetensors::serialize_to_file(views, None::<HashMap<String, String>>, path).unwrap();
     }
 
     #[test]

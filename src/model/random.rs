@@ -1297,7 +1297,7 @@ impl ModelPlan {
             )
         });
         let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-        if let Err(e) = safetensors::serialize_to_file(views, &meta, &tmp) {
+        if let Err(e) = safetensors::serialize_to_file(views, meta, &tmp) {
             let _ = fs::remove_file(&tmp);
             return Err(err(format!("cannot write {}: {e}", tmp.display())));
         }
