@@ -52,7 +52,7 @@ fn main() {
         for _ in 0..copies {
             let w = Tensor::randn(0f32, 1., (n, k), &d).unwrap();
             dense.push(Linear::dense(w.clone(), None));
-            packed.push(Linear::prepared(w, None).unwrap());
+            packed.push(Linear::prepared(w, None, false).unwrap());
         }
         let (mut i, mut j) = (0, 0);
         let reps = ((4e9 / (m * k * n) as f64) as usize).clamp(3, 2000);

@@ -14,25 +14,6 @@ use super::int8::QLinear;
 use super::layers::activate;
 use super::Result;
 
-thread_local! {
-    static Q8_AT_LOAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Run a model load with every CPU f32 projection quantized to int8 as it is read, so the
-/// f32 copy of the whole model never exists at once (peak memory of a q8 load ~ the int8
-/// model plus one f32 tensor).
-pub fn with_q8_at_load<T>(load: impl FnOnce() -> T) -> T {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            Q8_AT_LOAD.with(|c| c.set(false));
-        }
-    }
-    Q8_AT_LOAD.with(|c| c.set(true));
-    let _reset = Reset;
-    load()
-}
-
 #[derive(Debug, Clone)]
 pub enum Linear {
     /// `[out, in]` weight and `[out]` bias as loaded, for candle's matmul.
@@ -52,8 +33,11 @@ impl Linear {
         Linear::Dense { weight, bias }
     }
 
-    /// The fastest layout for the weight's device and dtype (packed on CPU f32).
-    pub fn prepared(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+    /// The fastest layout for the weight's device and dtype (packed on CPU f32); with `q8`,
+    /// a CPU f32 weight is quantized to int8 as it is read, so the f32 copy of the whole
+    /// model never exists at once (peak memory of a q8 load ~ the int8 model plus one f32
+    /// tensor).
+    pub fn prepared(weight: Tensor, bias: Option<Tensor>, q8: bool) -> Result<Self> {
         if !weight.device().is_cpu()
             || weight.dtype() != DType::F32
             || std::env::var_os("TOMTAT_NO_PACK").is_some()
@@ -70,7 +54,7 @@ impl Linear {
         let (storage, layout) = weight.storage_and_layout();
         let packed = match (&*storage, layout.contiguous_offsets()) {
             (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => {
-                if Q8_AT_LOAD.with(|c| c.get()) {
+                if q8 {
                     let q = super::int8::QLinear::from_rows(&v[start..end], n, k, b.as_deref())?;
                     return Ok(Linear::Q8(q));
                 }
@@ -227,7 +211,7 @@ mod tests {
         let dense = Linear::dense(w.clone(), Some(b.clone()))
             .forward(&x)
             .unwrap();
-        let packed = Linear::prepared(w, Some(b)).unwrap();
+        let packed = Linear::prepared(w, Some(b), false).unwrap();
         assert!(matches!(packed, Linear::Packed(_)));
         let got = packed.forward(&x).unwrap();
         assert_eq!(got.dims(), &[2, 5, 37]);
@@ -237,7 +221,7 @@ mod tests {
         let xt = Tensor::randn(0f32, 1.0, (24, 3), &d).unwrap().t().unwrap();
         assert!(!xt.is_contiguous());
         let w2 = Tensor::randn(0f32, 1.0, (5, 24), &d).unwrap();
-        let a = Linear::prepared(w2.clone(), None)
+        let a = Linear::prepared(w2.clone(), None, false)
             .unwrap()
             .forward(&xt)
             .unwrap();

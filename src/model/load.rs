@@ -9,7 +9,7 @@ use super::layers::{
 };
 use super::linear::Linear;
 use super::transformer::{DecoderLayer, EncoderLayer, Stack, Transformer};
-use super::{ModelError, Result};
+use super::{LoadOptions, ModelError, Result};
 
 /// A tensor of the checkpoint with its expected shape; errors name the tensor.
 fn tensor(vb: &VarBuilder, shape: &[usize], name: &str) -> Result<Tensor> {
@@ -49,6 +49,7 @@ fn first_of(vb: &VarBuilder, shape: &[usize], names: &[&str]) -> Result<Tensor> 
 /// Weight and optional bias of an `nn.Linear`, multiplied by `scale` when given.
 fn linear_scaled(
     vb: &VarBuilder,
+    lo: LoadOptions,
     out_dim: usize,
     in_dim: usize,
     bias: bool,
@@ -64,11 +65,17 @@ fn linear_scaled(
         w = w.affine(s, 0.0)?;
         b = b.map(|b| b.affine(s, 0.0)).transpose()?;
     }
-    Linear::prepared(w, b)
+    Linear::prepared(w, b, lo.q8)
 }
 
-fn linear(vb: &VarBuilder, out_dim: usize, in_dim: usize, bias: bool) -> Result<Linear> {
-    linear_scaled(vb, out_dim, in_dim, bias, None)
+fn linear(
+    vb: &VarBuilder,
+    lo: LoadOptions,
+    out_dim: usize,
+    in_dim: usize,
+    bias: bool,
+) -> Result<Linear> {
+    linear_scaled(vb, lo, out_dim, in_dim, bias, None)
 }
 
 fn layer_norm(vb: &VarBuilder, d: usize, eps: f64) -> Result<Norm> {
@@ -90,6 +97,7 @@ fn rms_norm(vb: &VarBuilder, d: usize, eps: f64) -> Result<Norm> {
 #[allow(clippy::too_many_arguments)]
 fn attention(
     vb: &VarBuilder,
+    lo: LoadOptions,
     names: [&str; 4],
     d_model: usize,
     heads: usize,
@@ -99,10 +107,10 @@ fn attention(
 ) -> Result<Attention> {
     let inner = heads * head_dim;
     Ok(Attention {
-        q: linear_scaled(&vb.pp(names[0]), inner, d_model, bias, scale)?,
-        k: linear(&vb.pp(names[1]), inner, d_model, bias)?,
-        v: linear(&vb.pp(names[2]), inner, d_model, bias)?,
-        o: linear(&vb.pp(names[3]), d_model, inner, bias)?,
+        q: linear_scaled(&vb.pp(names[0]), lo, inner, d_model, bias, scale)?,
+        k: linear(&vb.pp(names[1]), lo, inner, d_model, bias)?,
+        v: linear(&vb.pp(names[2]), lo, inner, d_model, bias)?,
+        o: linear(&vb.pp(names[3]), lo, d_model, inner, bias)?,
         heads,
         head_dim,
         qkv: None,
@@ -153,7 +161,7 @@ fn tied_embeddings(
 }
 
 /// Marian / BART / mBART (`model.encoder.layers.N.self_attn.q_proj.weight`, ...).
-fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
+fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder, lo: LoadOptions) -> Result<Transformer> {
     let device = root.device().clone();
     let d = cfg.d_model;
     let eps = cfg.layer_norm_eps;
@@ -198,7 +206,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
     };
     let lm_w = output_projection(root, cfg, &dec_w)?;
     let tied = lm_w.id() == dec_w.id();
-    let lm_head = Linear::prepared(lm_w, final_logits_bias)?;
+    let lm_head = Linear::prepared(lm_w, final_logits_bias, lo.q8)?;
     let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, enc_w, dec_w, scale);
     let max_pos = cfg.max_position_embeddings.unwrap_or(1024);
     let positions = |side: &str| -> Result<Positions> {
@@ -231,9 +239,9 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
     };
     let ffn = |lv: &VarBuilder, ffn_dim: usize| -> Result<FeedForward> {
         Ok(FeedForward {
-            wi: linear(&lv.pp("fc1"), ffn_dim, d, true)?,
+            wi: linear(&lv.pp("fc1"), lo, ffn_dim, d, true)?,
             gate: None,
-            wo: linear(&lv.pp("fc2"), d, ffn_dim, true)?,
+            wo: linear(&lv.pp("fc2"), lo, d, ffn_dim, true)?,
             act: cfg.activation,
         })
     };
@@ -247,6 +255,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
         enc_layers.push(EncoderLayer {
             self_attn: attention(
                 &lv.pp("self_attn"),
+                lo,
                 proj,
                 d,
                 cfg.encoder_heads,
@@ -264,9 +273,9 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
         let lv = vb.pp("decoder.layers").pp(i);
         let (h, hd) = (cfg.decoder_heads, cfg.decoder_head_dim);
         dec_layers.push(DecoderLayer {
-            self_attn: attention(&lv.pp("self_attn"), proj, d, h, hd, true, dec_scale)?,
+            self_attn: attention(&lv.pp("self_attn"), lo, proj, d, h, hd, true, dec_scale)?,
             self_norm: layer_norm(&lv.pp("self_attn_layer_norm"), d, eps)?,
-            cross_attn: attention(&lv.pp("encoder_attn"), proj, d, h, hd, true, dec_scale)?,
+            cross_attn: attention(&lv.pp("encoder_attn"), lo, proj, d, h, hd, true, dec_scale)?,
             cross_norm: layer_norm(&lv.pp("encoder_attn_layer_norm"), d, eps)?,
             ffn: ffn(&lv, cfg.decoder_ffn_dim)?,
             ffn_norm: layer_norm(&lv.pp("final_layer_norm"), d, eps)?,
@@ -299,7 +308,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder) -> Result<Transformer> {
 }
 
 /// T5 / mT5 (`encoder.block.N.layer.0.SelfAttention.q.weight`, `shared.weight`, ...).
-fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
+fn load_t5(cfg: &ModelConfig, vb: &VarBuilder, lo: LoadOptions) -> Result<Transformer> {
     let device = vb.device().clone();
     let d = cfg.d_model;
     let eps = cfg.layer_norm_eps;
@@ -316,7 +325,7 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
     )?;
     let lm_w = output_projection(vb, cfg, &shared)?;
     let tied = lm_w.id() == shared.id();
-    let lm_head = Linear::prepared(lm_w, None)?;
+    let lm_head = Linear::prepared(lm_w, None, lo.q8)?;
     let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, shared.clone(), shared, None);
     let names = ["q", "k", "v", "o"];
     let ffn = |lv: &VarBuilder| -> Result<FeedForward> {
@@ -324,16 +333,16 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
         let f = cfg.encoder_ffn_dim;
         Ok(if cfg.gated_ffn {
             FeedForward {
-                wi: linear(&fv.pp("wi_0"), f, d, false)?,
-                gate: Some(linear(&fv.pp("wi_1"), f, d, false)?),
-                wo: linear(&fv.pp("wo"), d, f, false)?,
+                wi: linear(&fv.pp("wi_0"), lo, f, d, false)?,
+                gate: Some(linear(&fv.pp("wi_1"), lo, f, d, false)?),
+                wo: linear(&fv.pp("wo"), lo, d, f, false)?,
                 act: cfg.activation,
             }
         } else {
             FeedForward {
-                wi: linear(&fv.pp("wi"), f, d, false)?,
+                wi: linear(&fv.pp("wi"), lo, f, d, false)?,
                 gate: None,
-                wo: linear(&fv.pp("wo"), d, f, false)?,
+                wo: linear(&fv.pp("wo"), lo, d, f, false)?,
                 act: cfg.activation,
             }
         })
@@ -356,7 +365,7 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
     for i in 0..cfg.encoder_layers {
         let lv = vb.pp("encoder.block").pp(i).pp("layer");
         enc_layers.push(EncoderLayer {
-            self_attn: attention(&lv.pp("0.SelfAttention"), names, d, h, hd, false, None)?,
+            self_attn: attention(&lv.pp("0.SelfAttention"), lo, names, d, h, hd, false, None)?,
             self_norm: rms_norm(&lv.pp("0.layer_norm"), d, eps)?,
             ffn: ffn(&lv.pp("1"))?,
             ffn_norm: rms_norm(&lv.pp("1.layer_norm"), d, eps)?,
@@ -366,9 +375,18 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
     for i in 0..cfg.decoder_layers {
         let lv = vb.pp("decoder.block").pp(i).pp("layer");
         dec_layers.push(DecoderLayer {
-            self_attn: attention(&lv.pp("0.SelfAttention"), names, d, h, hd, false, None)?,
+            self_attn: attention(&lv.pp("0.SelfAttention"), lo, names, d, h, hd, false, None)?,
             self_norm: rms_norm(&lv.pp("0.layer_norm"), d, eps)?,
-            cross_attn: attention(&lv.pp("1.EncDecAttention"), names, d, h, hd, false, None)?,
+            cross_attn: attention(
+                &lv.pp("1.EncDecAttention"),
+                lo,
+                names,
+                d,
+                h,
+                hd,
+                false,
+                None,
+            )?,
             cross_norm: rms_norm(&lv.pp("1.layer_norm"), d, eps)?,
             ffn: ffn(&lv.pp("2"))?,
             ffn_norm: rms_norm(&lv.pp("2.layer_norm"), d, eps)?,
@@ -406,10 +424,10 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
 }
 
 /// Build the model for `cfg` from the checkpoint behind `vb` (root prefix).
-pub fn build(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Transformer> {
+pub fn build(cfg: &ModelConfig, vb: &VarBuilder, lo: LoadOptions) -> Result<Transformer> {
     let mut m = match cfg.family {
-        Family::T5 => load_t5(cfg, vb)?,
-        _ => load_bart_like(cfg, vb)?,
+        Family::T5 => load_t5(cfg, vb, lo)?,
+        _ => load_bart_like(cfg, vb, lo)?,
     };
     if !m.device.is_cpu() && super::cuda::enabled() {
         m.fuse_self_attention()?;

@@ -145,16 +145,28 @@ pub fn from_config(
     config: &serde_json::Value,
     vb: candle_nn::VarBuilder,
 ) -> Result<Box<dyn Seq2SeqModel>> {
-    Ok(Box::new(load_transformer(config, &vb)?))
+    Ok(Box::new(load_transformer(
+        config,
+        &vb,
+        LoadOptions::default(),
+    )?))
+}
+
+/// How to build a model from its weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Quantize every CPU f32 projection to int8 as it is read (`--quantize q8`).
+    pub q8: bool,
 }
 
 /// [`from_config`] returning the concrete type (exposes `config()` and `decode_full`).
 pub fn load_transformer(
     config: &serde_json::Value,
     vb: &candle_nn::VarBuilder,
+    opts: LoadOptions,
 ) -> Result<Transformer> {
     let cfg = ModelConfig::from_json(config)?;
-    load::build(&cfg, vb)
+    load::build(&cfg, vb, opts)
 }
 
 /// Read `config.json` of a model directory.
@@ -196,5 +208,5 @@ pub fn load_dir_transformer_as(dir: &Path, dtype: DType, device: &Device) -> Res
             path: weights.display().to_string(),
             msg: e.to_string(),
         })?;
-    load_transformer(&config, &vb)
+    load_transformer(&config, &vb, LoadOptions::default())
 }

@@ -154,8 +154,8 @@ pub fn build_model(
     if !quantize {
         return crate::model::from_config(config, vb.clone());
     }
-    let mut m =
-        crate::model::linear::with_q8_at_load(|| crate::model::load_transformer(config, vb))?;
+    let opts = crate::model::LoadOptions { q8: true };
+    let mut m = crate::model::load_transformer(config, vb, opts)?;
     // covers anything the load kept in f32 (e.g. non-CPU devices give a clear error)
     m.quantize_q8()?;
     Ok(Box::new(m))
