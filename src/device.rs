@@ -85,7 +85,7 @@ fn open_cuda(name: &str, ordinal: usize) -> Result<Device, DeviceError> {
         ),
     })?;
     if let Device::Cuda(dev) = &device {
-        if std::env::var("TOMTAT_CUDA_EVENTS").map_or(true, |v| v == "0") {
+        if !crate::knobs::knobs().cuda_events {
             // cudarc creates two CUDA events with every buffer (and destroys them with it) to
             // order uses across streams; candle's device runs on one stream and never creates
             // another, so they are never waited on, only paid for: 4 driver calls per tensor,

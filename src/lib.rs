@@ -11,6 +11,7 @@ pub mod device;
 pub mod generate;
 pub mod hub;
 pub mod io;
+pub mod knobs;
 pub mod model;
 pub mod pipeline;
 pub mod simd;

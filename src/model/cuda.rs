@@ -45,8 +45,7 @@ pub struct BiasStrides<'a> {
 /// and to compare against candle's ops).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub fn enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("TOMTAT_CUDA_KERNELS").map_or(true, |v| v != "0"))
+    crate::knobs::knobs().cuda_kernels
 }
 
 /// The activation code of `bias_act` in kernels.cu.

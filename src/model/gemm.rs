@@ -54,8 +54,7 @@ fn isa() -> Isa {
     *ISA.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("TOMTAT_NO_AVX512").is_none() && is_x86_feature_detected!("avx512f")
-            {
+            if !crate::knobs::knobs().no_avx512 && is_x86_feature_detected!("avx512f") {
                 return Isa::Avx512;
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {

@@ -40,7 +40,7 @@ impl Linear {
     pub fn prepared(weight: Tensor, bias: Option<Tensor>, q8: bool) -> Result<Self> {
         if !weight.device().is_cpu()
             || weight.dtype() != DType::F32
-            || std::env::var_os("TOMTAT_NO_PACK").is_some()
+            || crate::knobs::knobs().no_pack
         {
             return Ok(Self::dense(weight, bias));
         }
