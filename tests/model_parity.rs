@@ -310,6 +310,7 @@ fn config_and_weight_errors_are_reported() {
     let dev = Device::Cpu;
     let cfg_text = std::fs::read_to_string(dir("bart").join("config.json")).unwrap();
     let weights = dir("bart").join("model.safetensors");
+    // SAFETY: a fixture file nobody modifies while the test runs.
     let vb = || unsafe {
         candle_nn::VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &dev).unwrap()
     };

@@ -241,7 +241,9 @@ fn attend_row_fast<'a>(
         ) {
             use crate::simd::avx2;
             let (dot, axpy) = (
+                // SAFETY: this function only runs where AVX2 and FMA were detected.
                 |a: &[f32], b: &[f32]| unsafe { avx2::dot(a, b) },
+                // SAFETY: as above.
                 |p: f32, x: &[f32], y: &mut [f32]| unsafe { avx2::axpy(p, x, y) },
             );
             attend_row(q, out, heads, s, src, dot, axpy)

@@ -346,15 +346,17 @@ pub(super) fn l2_bytes() -> Option<usize> {
     })
 }
 
+/// An output buffer's pointer handed to rayon tasks (the GEMMs of this module and `int8`).
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: used only to hand disjoint output regions to rayon tasks inside one scope
 unsafe impl Send for SendPtr {}
+// SAFETY: as Send: tasks write disjoint regions, none reads another's
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
     // a method, so closures capture the whole (Send) wrapper, not the raw pointer field
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -680,6 +682,8 @@ mod tests {
         let fast = p.matmul(&x, m);
         let mut slow = vec![0f32; m * n];
         for pnl in 0..n.div_ceil(NR) {
+            // SAFETY: x, the packed panel and `slow` hold the m x k, k x NR and m x n values
+            // the tile reads and writes.
             unsafe {
                 portable_tile(
                     k,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::gemm::SendPtr;
 use super::{ModelError, Result};
 
 /// Rows per register tile.
@@ -235,11 +236,11 @@ impl Packed {
                 let out_ptr = &out_ptr;
                 // SAFETY: bounds asserted above; panels of different chunks write disjoint
                 // columns of `out`.
-                unsafe { self.gemm_panels(kernel, a, sx, m, p0, p1, out_ptr.0) }
+                unsafe { self.gemm_panels(kernel, a, sx, m, p0, p1, out_ptr.get()) }
             });
         } else {
             // SAFETY: as above, one chunk.
-            unsafe { self.gemm_panels(kernel, a, sx, m, 0, panels, out_ptr.0) }
+            unsafe { self.gemm_panels(kernel, a, sx, m, 0, panels, out_ptr.get()) }
         }
     }
 
@@ -294,11 +295,6 @@ impl Packed {
         }
     }
 }
-
-struct SendPtr(*mut f32);
-// SAFETY: only used to hand disjoint column ranges of one output buffer to rayon tasks.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 /// One weight panel and its epilogue vectors.
 struct Tile {
