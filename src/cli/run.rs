@@ -206,6 +206,53 @@ fn write_markdown(dir: &Path, doc: &Document, r: &pipeline::ArticleResult) -> st
 }
 
 pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
+    match run_inner(&args, stages, &g) {
+        Ok(stats) => {
+            if !g.quiet {
+                eprint!("{}", stats.render());
+                eprintln!("report: {}", stats.to_json());
+            }
+            if stats.failed > 0 {
+                exit::SOME_FAILED
+            } else {
+                exit::OK
+            }
+        }
+        // the message was printed where the failure was met
+        Err(code) => code,
+    }
+}
+
+/// A fatal error: its message is printed, the exit code returned.
+fn fatal(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    exit::FATAL
+}
+
+fn run_inner(args: &RunArgs, stages: Stages, g: &Global) -> Result<Stats, u8> {
+    let (mut opts, engine_opts) = plan(args, stages, g);
+    let engines = Engines::load(args, &opts, &engine_opts)?;
+    engines.fit_limits(&mut opts, g.quiet);
+    let mut out = Output::open(args)?;
+    let mut stats = Stats::default();
+    let docs = read_documents(args, g.quiet, &mut stats);
+    run_jobs(
+        &docs,
+        args.batch_articles,
+        &opts,
+        &engines,
+        &mut out,
+        &mut stats,
+        g.quiet,
+    )?;
+    out.writer
+        .flush()
+        .map_err(|e| fatal(format!("cannot write output: {e}")))?;
+    Ok(stats)
+}
+
+/// Pipeline and engine options from the flags; sets the per-worker thread count.
+fn plan(args: &RunArgs, stages: Stages, g: &Global) -> (Options, EngineOptions) {
     let threads = g
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -217,7 +264,7 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         // used (nothing has touched candle yet): one per worker thread, not all cores each.
         std::env::set_var("RAYON_NUM_THREADS", worker_threads.to_string());
     }
-    let mut opts = Options {
+    let opts = Options {
         stages,
         order: match args.order {
             OrderArg::TranslateFirst => Order::TranslateFirst,
@@ -244,106 +291,117 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         workers: opts.workers,
         beams: args.beams,
     };
-    let summarize_first = opts.order == Order::SummarizeFirst && stages == Stages::Both;
-    let need_tr = matches!(stages, Stages::Translate | Stages::Both);
-    let need_sm = matches!(stages, Stages::Summarize | Stages::Both);
-    let load = |spec: Option<&String>, default: &str, role: &str| -> Result<Engine, u8> {
-        let spec = spec.map(String::as_str).unwrap_or(default);
-        Engine::load(spec, role, &engine_opts).map_err(|e| {
-            eprintln!("error: loading the {role} '{spec}': {e}");
-            exit::FATAL
-        })
-    };
-    let translator = if need_tr {
-        match load(args.translator.as_ref(), DEFAULT_TRANSLATOR, "translator") {
-            Ok(e) => Some(e),
-            Err(c) => return c,
-        }
-    } else {
-        None
-    };
-    let sm_default = if summarize_first {
-        DEFAULT_VI_SUMMARIZER
-    } else {
-        DEFAULT_SUMMARIZER
-    };
-    let summarizer = if need_sm {
-        match load(args.summarizer.as_ref(), sm_default, "summarizer") {
-            Ok(e) => Some(e),
-            Err(c) => return c,
-        }
-    } else {
-        None
-    };
-    let compare = opts.order == Order::Compare && stages == Stages::Both;
-    let vi_summarizer = if compare {
-        match load(
-            args.vi_summarizer.as_ref(),
-            DEFAULT_VI_SUMMARIZER,
-            "Vietnamese summarizer",
-        ) {
-            Ok(e) => Some(e),
-            Err(c) => return c,
-        }
-    } else {
-        None
-    };
-    // GPU: batches that fit in free device memory (the token budget is the knob).
-    for e in translator.iter().chain(summarizer.iter()) {
-        let fitted = e.fit_limits(opts.limits);
-        let changed =
-            (fitted.max_tokens, fitted.max_rows) != (opts.limits.max_tokens, opts.limits.max_rows);
-        if changed && !g.quiet {
-            eprintln!(
-                "note: batch limits {} tokens / {} rows -> {} / {} to fit GPU memory",
-                opts.limits.max_tokens, opts.limits.max_rows, fitted.max_tokens, fitted.max_rows
-            );
-        }
-        opts.limits = fitted;
-    }
-    let mut models = Map::new();
-    if let Some(t) = &translator {
-        models.insert("translator".into(), json!(t.info()));
-    }
-    if let Some(s) = &summarizer {
-        models.insert("summarizer".into(), json!(s.info()));
-    }
-    if let Some(v) = &vi_summarizer {
-        models.insert("vi_summarizer".into(), json!(v.info()));
-    }
-    let models = Value::Object(models);
+    (opts, engine_opts)
+}
 
-    // Output and resume.
-    let done: HashSet<String> = match (&args.output, args.resume) {
-        (Some(p), true) => match resume_ids(p) {
-            Ok(ids) => ids,
-            Err(e) => {
-                eprintln!("error: --resume: cannot read {}: {e}", p.display());
-                return exit::FATAL;
+/// The models a run needs (by stages and order), and their record of names and revisions.
+struct Engines {
+    translator: Option<Engine>,
+    summarizer: Option<Engine>,
+    /// `--order compare`: the Vietnamese summarizer of the summarize-first order.
+    vi_summarizer: Option<Engine>,
+    models: Value,
+}
+
+impl Engines {
+    fn load(args: &RunArgs, opts: &Options, engine_opts: &EngineOptions) -> Result<Self, u8> {
+        let both = opts.stages == Stages::Both;
+        let load = |spec: Option<&String>, default: &str, role: &str| -> Result<Engine, u8> {
+            let spec = spec.map(String::as_str).unwrap_or(default);
+            Engine::load(spec, role, engine_opts)
+                .map_err(|e| fatal(format!("loading the {role} '{spec}': {e}")))
+        };
+        let translator = matches!(opts.stages, Stages::Translate | Stages::Both)
+            .then(|| load(args.translator.as_ref(), DEFAULT_TRANSLATOR, "translator"))
+            .transpose()?;
+        let sm_default = if opts.order == Order::SummarizeFirst && both {
+            DEFAULT_VI_SUMMARIZER
+        } else {
+            DEFAULT_SUMMARIZER
+        };
+        let summarizer = matches!(opts.stages, Stages::Summarize | Stages::Both)
+            .then(|| load(args.summarizer.as_ref(), sm_default, "summarizer"))
+            .transpose()?;
+        let vi_summarizer = (opts.order == Order::Compare && both)
+            .then(|| {
+                load(
+                    args.vi_summarizer.as_ref(),
+                    DEFAULT_VI_SUMMARIZER,
+                    "Vietnamese summarizer",
+                )
+            })
+            .transpose()?;
+        let mut models = Map::new();
+        for (role, e) in [
+            ("translator", &translator),
+            ("summarizer", &summarizer),
+            ("vi_summarizer", &vi_summarizer),
+        ] {
+            if let Some(e) = e {
+                models.insert(role.into(), json!(e.info()));
             }
-        },
-        (None, true) => {
-            eprintln!("error: --resume needs --output FILE");
-            return exit::FATAL;
         }
-        _ => HashSet::new(),
-    };
-    let mut writer = match JsonlWriter::create(args.output.as_deref(), args.resume) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: cannot write output: {e}");
-            return exit::FATAL;
-        }
-    };
-    if let Some(dir) = &args.markdown {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("error: cannot create {}: {e}", dir.display());
-            return exit::FATAL;
-        }
+        Ok(Engines {
+            translator,
+            summarizer,
+            vi_summarizer,
+            models: Value::Object(models),
+        })
     }
 
-    // Read everything first (articles are small) so the progress bar knows the total.
-    let mut stats = Stats::default();
+    /// GPU: batches that fit in free device memory (the token budget is the knob).
+    fn fit_limits(&self, opts: &mut Options, quiet: bool) {
+        for e in self.translator.iter().chain(self.summarizer.iter()) {
+            let fitted = e.fit_limits(opts.limits);
+            let changed = (fitted.max_tokens, fitted.max_rows)
+                != (opts.limits.max_tokens, opts.limits.max_rows);
+            if changed && !quiet {
+                eprintln!(
+                    "note: batch limits {} tokens / {} rows -> {} / {} to fit GPU memory",
+                    opts.limits.max_tokens,
+                    opts.limits.max_rows,
+                    fitted.max_tokens,
+                    fitted.max_rows
+                );
+            }
+            opts.limits = fitted;
+        }
+    }
+}
+
+/// Where records go: the JSONL writer (appending on `--resume`), the ids already done, and
+/// the Markdown directory.
+struct Output {
+    writer: JsonlWriter,
+    done: HashSet<String>,
+    markdown: Option<PathBuf>,
+}
+
+impl Output {
+    fn open(args: &RunArgs) -> Result<Self, u8> {
+        let done: HashSet<String> = match (&args.output, args.resume) {
+            (Some(p), true) => resume_ids(p)
+                .map_err(|e| fatal(format!("--resume: cannot read {}: {e}", p.display())))?,
+            (None, true) => return Err(fatal("--resume needs --output FILE")),
+            _ => HashSet::new(),
+        };
+        let writer = JsonlWriter::create(args.output.as_deref(), args.resume)
+            .map_err(|e| fatal(format!("cannot write output: {e}")))?;
+        if let Some(dir) = &args.markdown {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fatal(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(Output {
+            writer,
+            done,
+            markdown: args.markdown.clone(),
+        })
+    }
+}
+
+/// Every input document of this shard (read first: articles are small, and the progress bar
+/// needs the total); unreadable ones are reported and counted as failed.
+fn read_documents(args: &RunArgs, quiet: bool, stats: &mut Stats) -> Vec<Document> {
     let mut docs: Vec<Document> = Vec::new();
     for d in io::documents(
         &args.inputs,
@@ -354,7 +412,7 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
     ) {
         match d {
             Ok(d) => {
-                if !g.quiet {
+                if !quiet {
                     for w in &d.warnings {
                         eprintln!("warning: {w}");
                     }
@@ -372,9 +430,21 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
             }
         }
     }
+    docs
+}
 
+/// Runs the job batches of `--batch-articles` documents and writes their records.
+fn run_jobs(
+    docs: &[Document],
+    batch_articles: usize,
+    opts: &Options,
+    engines: &Engines,
+    out: &mut Output,
+    stats: &mut Stats,
+    quiet: bool,
+) -> Result<(), u8> {
     let bar = ProgressBar::new(docs.len() as u64);
-    if g.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_style(
@@ -383,24 +453,25 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let tr = translator.as_ref().map(|e| e as &dyn TextGenerator);
-    let sm = summarizer.as_ref().map(|e| e as &dyn TextGenerator);
+    let tr = engines.translator.as_ref().map(|e| e as &dyn TextGenerator);
+    let sm = engines.summarizer.as_ref().map(|e| e as &dyn TextGenerator);
+    let done = &out.done;
     // Job batches are cut over the whole input, done or not, and a batch with anything left
     // to do is run whole: the model batches (and so the floating-point results) of a
     // resumed run are exactly those of an uninterrupted one. Only new records are written.
     let n_done = docs.iter().filter(|d| done.contains(&d.id)).count();
     stats.skipped = n_done;
     bar.set_length((docs.len() - n_done) as u64);
-    for chunk in docs.chunks(args.batch_articles.max(1)) {
+    for chunk in docs.chunks(batch_articles.max(1)) {
         let todo = chunk.iter().filter(|d| !done.contains(&d.id)).count();
         if todo == 0 {
             continue;
         }
-        let results = match (tr, sm, vi_summarizer.as_ref()) {
+        let results = match (tr, sm, engines.vi_summarizer.as_ref()) {
             (Some(t), Some(s), Some(v)) => {
-                pipeline::process_batch_compare(chunk, &opts, t, s, v, &mut stats)
+                pipeline::process_batch_compare(chunk, opts, t, s, v, stats)
             }
-            _ => pipeline::process_batch(chunk, &opts, tr, sm, &mut stats),
+            _ => pipeline::process_batch(chunk, opts, tr, sm, stats),
         };
         for (doc, r) in chunk.iter().zip(results) {
             if done.contains(&doc.id) {
@@ -409,11 +480,10 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
             match r {
                 Ok(r) => {
                     stats.articles += 1;
-                    if let Err(e) = writer.write(&r.to_record(doc, &models)) {
-                        eprintln!("error: cannot write output: {e}");
-                        return exit::FATAL;
-                    }
-                    if let Some(dir) = &args.markdown {
+                    out.writer
+                        .write(&r.to_record(doc, &engines.models))
+                        .map_err(|e| fatal(format!("cannot write output: {e}")))?;
+                    if let Some(dir) = &out.markdown {
                         if let Err(e) = write_markdown(dir, doc, &r) {
                             eprintln!("error: {}: cannot write Markdown: {e}", doc.id);
                             stats.failed += 1;
@@ -430,19 +500,7 @@ pub fn run(args: RunArgs, stages: Stages, g: Global) -> u8 {
         bar.set_message(format!("{} sentences", stats.sentences));
     }
     bar.finish_and_clear();
-    if let Err(e) = writer.flush() {
-        eprintln!("error: cannot write output: {e}");
-        return exit::FATAL;
-    }
-    if !g.quiet {
-        eprint!("{}", stats.render());
-        eprintln!("report: {}", stats.to_json());
-    }
-    if stats.failed > 0 {
-        exit::SOME_FAILED
-    } else {
-        exit::OK
-    }
+    Ok(())
 }
 
 #[cfg(test)]
