@@ -61,6 +61,30 @@ fn vietnews(dir: &Path, range: std::ops::Range<usize>) -> PathBuf {
     input
 }
 
+/// `tomtat run INPUT --text-field body_sentences` (+ `extra`) through the fake Hub: the
+/// records it wrote (the run must exit 0).
+fn run_records(hub: &FakeHub, home: &Path, input: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = home.join("out.jsonl");
+    let _ = std::fs::remove_file(&out);
+    let mut args = vec![
+        "-q",
+        "run",
+        input.to_str().unwrap(),
+        "--text-field",
+        "body_sentences",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = tomtat(hub, home, &args, "");
+    assert_eq!(code, 0, "{extra:?}: {err}");
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn ids_of(stdout: &str) -> Vec<Vec<u64>> {
     stdout
         .lines()
@@ -152,27 +176,7 @@ fn run_with_the_default_models_through_the_hub() {
     hub.add_replicas(&fixtures());
     let home = tempfile::tempdir().unwrap();
     let input = vietnews(home.path(), 0..3);
-    let out = home.path().join("out.jsonl");
-    let (code, _, err) = tomtat(
-        &hub,
-        home.path(),
-        &[
-            "-q",
-            "run",
-            input.to_str().unwrap(),
-            "--text-field",
-            "body_sentences",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert_eq!(code, 0, "{err}");
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = run_records(&hub, home.path(), &input, &[]);
     assert_eq!(records.len(), 3);
     let pinned = |name: &str| tomtat::hub::builtin_manifest(name).unwrap().revision;
     let mut sentences = Vec::new();
@@ -227,7 +231,7 @@ fn run_with_every_builtin_through_the_hub() {
     hub.add_replicas(&fixtures());
     let home = tempfile::tempdir().unwrap();
     let input = vietnews(home.path(), 5..6);
-    let runs: [&[&str]; 3] = [
+    let runs: [&[&str]; 4] = [
         &[
             "--translator",
             "envit5-translation",
@@ -243,35 +247,27 @@ fn run_with_every_builtin_through_the_hub() {
         &[
             "--order",
             "summarize-first",
+            "--summarizer",
+            "vit5-base-vietnews-summarization",
+        ],
+        &[
+            "--order",
+            "compare",
             "--vi-summarizer",
             "vit5-base-vietnews-summarization",
         ],
     ];
     for extra in runs {
-        let out = home.path().join("out.jsonl");
-        let mut args = vec![
-            "-q",
-            "run",
-            input.to_str().unwrap(),
-            "--text-field",
-            "body_sentences",
-            "-o",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let (code, _, err) = tomtat(&hub, home.path(), &args, "");
-        assert_eq!(code, 0, "{extra:?}: {err}");
-        let text = std::fs::read_to_string(&out).unwrap();
-        let r: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let records = run_records(&hub, home.path(), &input, extra);
+        let r = &records[0];
         assert!(r.get("error").is_none(), "{extra:?}: {r}");
         assert!(r["summary"].is_string(), "{extra:?}: {r}");
         let models = r["models"].to_string();
         for name in extra
             .iter()
-            .filter(|a| !a.starts_with("--") && **a != "summarize-first")
+            .filter(|a| !a.starts_with("--") && !["summarize-first", "compare"].contains(*a))
         {
             assert!(models.contains(name), "{extra:?}: {models}");
         }
-        std::fs::remove_file(&out).unwrap();
     }
 }
