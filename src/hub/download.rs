@@ -44,13 +44,12 @@ pub(crate) fn fetch_preferring_safetensors(
 ) -> Result<(ModelDir, Vec<FetchedFile>), HubError> {
     match safetensors_at(repo, safetensors_revision, opts) {
         Ok(st) => {
-            let (mut dir, mut report) = fetch_with(
+            let (dir, mut report) = fetch_with(
                 repo,
                 revision,
                 opts,
                 Some(WeightFiles::Safetensors(st.path.clone())),
             )?;
-            dir.files.weights = WeightFiles::Safetensors(st.path.clone());
             report.push(st);
             Ok((dir, report))
         }
