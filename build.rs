@@ -1,4 +1,4 @@
-//! With the `cuda` feature, compile tomtat's own CUDA kernels (src/model/cuda/kernels.cu) to
+//! With the `cuda` feature, compile tomtat's own CUDA kernels (src/kernels/cuda/kernels.cu) to
 //! PTX with nvcc ($NVCC, else `nvcc` on PATH) for compute capability $CUDA_COMPUTE_CAP
 //! (default 80; the driver JIT-compiles PTX for newer GPUs). Without the feature: nothing.
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=src/model/cuda/kernels.cu");
+    println!("cargo:rerun-if-changed=src/kernels/cuda/kernels.cu");
     println!("cargo:rerun-if-env-changed=NVCC");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
@@ -21,7 +21,7 @@ fn main() {
         .arg(format!("-arch=sm_{cap}"))
         .arg("--output-directory")
         .arg(&out)
-        .arg("src/model/cuda/kernels.cu")
+        .arg("src/kernels/cuda/kernels.cu")
         .status()
         .unwrap_or_else(|e| panic!("cuda feature: cannot run {nvcc}: {e}"));
     assert!(

@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tomtat::model::int8::QLinear;
+use tomtat::kernels::int8::QLinear;
 
 fn bench(c: &mut Criterion) {
     let pool = rayon::ThreadPoolBuilder::new()

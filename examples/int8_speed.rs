@@ -2,13 +2,13 @@
 //!
 //! `cargo run --release --example int8_speed [-- REPS]` (uses the current rayon pool: set
 //! RAYON_NUM_THREADS=N for N threads; the default here is 1). A second argument "M,K,N"
-//! runs one shape; INT8_SKIP_F32=1 skips the f32 timing; INT8_KERNEL=avx2|scalar picks a
-//! slower int8 path.
+//! runs one shape; INT8_SKIP_F32=1 skips the f32 timing; INT8_KERNEL=avx-vnni|avx2|scalar
+//! picks a slower int8 path.
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use tomtat::model::int8::{Kernel, QLinear};
+use tomtat::kernels::int8::{Kernel, QLinear};
 
 fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
     let _ = f();
@@ -69,10 +69,11 @@ fn main() -> anyhow::Result<()> {
             best_of(reps, || x.matmul(&wt).unwrap().broadcast_add(&b).unwrap())
         };
         let mut q = QLinear::quantize(&w, Some(&b))?;
-        // INT8_KERNEL=scalar|avx2 times a slower path instead of the detected one.
+        // INT8_KERNEL=scalar|avx2|avx-vnni times a slower path instead of the detected one.
         match std::env::var("INT8_KERNEL").as_deref() {
             Ok("scalar") => q = q.with_kernel(Kernel::Scalar)?,
             Ok("avx2") => q = q.with_kernel(Kernel::Avx2)?,
+            Ok("avx-vnni") => q = q.with_kernel(Kernel::AvxVnni)?,
             _ => {}
         }
         let q_s = best_of(reps, || q.forward(&x).unwrap());

@@ -3,7 +3,8 @@
 //! The data flow, one module per stage:
 //! `io` (read articles) -> `text` (NFC, paragraphs, sentences) -> `tokenize` -> `model`
 //! (encoder-decoder transformers) -> `generate` (greedy / beam search) -> `io` (JSONL out).
-//! `hub` finds and loads model files; `cli` is the command-line front end over this library.
+//! `hub` finds and loads model files; `kernels` holds the CPU/GPU compute kernels the
+//! model runs on (GEMMs, int8, SIMD math, host attention, CUDA glue); `cli` is the command-line front end over this library.
 
 pub mod batch;
 pub mod cli;
@@ -11,9 +12,9 @@ pub mod device;
 pub mod generate;
 pub mod hub;
 pub mod io;
+pub mod kernels;
 pub mod knobs;
 pub mod model;
 pub mod pipeline;
-pub mod simd;
 pub mod text;
 pub mod tokenize;

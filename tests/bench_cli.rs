@@ -96,6 +96,55 @@ fn bench_random_tiny_marian_prints_table_and_json_file() {
     assert_eq!(file, rows);
 }
 
+/// `TOMTAT_CPU_ISA` caps every kernel together, and the row names the one that ran.
+#[test]
+fn bench_names_the_kernel_and_honours_the_isa_cap() {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|w| w == f);
+    let mut cases = vec![
+        ("scalar", "none", "f32 portable"),
+        ("scalar", "q8", "int8 scalar"),
+    ];
+    if has("avx2") && has("fma") {
+        cases.push(("avx2", "none", "f32 AVX2+FMA (6x16)"));
+        cases.push(("avx2", "q8", "int8 AVX2"));
+    }
+    if has("avx2") && has("fma") && has("avx_vnni") {
+        cases.push(("avx-vnni", "q8", "int8 AVX-VNNI"));
+    }
+    if has("avx512f") && has("avx512bw") && has("avx512_vnni") {
+        cases.push(("avx512", "q8", "int8 AVX-512 VNNI"));
+    }
+    for (isa, quantize, want) in cases {
+        let mut args = vec!["bench", "--shape", "tiny-marian", "--beams", "2"];
+        args.extend(["--threads-list", "1", "--quantize", quantize]);
+        args.extend(TINY);
+        let out = Command::new(env!("CARGO_BIN_EXE_tomtat"))
+            .args(&args)
+            .env("TOMTAT_CPU_ISA", isa)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{isa} {quantize}: {stderr}");
+        let json = stdout
+            .lines()
+            .last()
+            .unwrap()
+            .strip_prefix("json: ")
+            .unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
+        assert_eq!(rows[0]["kernel"], want, "{isa} {quantize}: {stdout}");
+        assert!(stdout.contains(&format!("| {want} |")), "{stdout}");
+        assert!(stderr.contains("CPU flags:"), "{stderr}");
+        if isa != "avx512" {
+            assert!(stderr.contains("(capped to: "), "{stderr}");
+        }
+    }
+}
+
 #[test]
 fn bench_fixture_model_dir() {
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/marian");

@@ -188,13 +188,13 @@ fn gpu_memory_is_reported() {
     assert!(free <= total && total > 0);
 }
 
-/// tomtat's own kernels (src/model/cuda.rs) against candle's ops / a host reference, f32, on
+/// tomtat's own kernels (src/kernels/cuda.rs) against candle's ops / a host reference, f32, on
 /// shapes with a tail, beams sharing sources, a padding bias, ties and a NaN row.
 #[test]
 fn own_kernels_match_candle_ops() {
     use candle_core::Tensor;
+    use tomtat::kernels::cuda::{self, BiasStrides, KvStrides, Query};
     use tomtat::model::config::Activation;
-    use tomtat::model::cuda::{self, BiasStrides, KvStrides, Query};
     let Some(dev) = gpu() else { return };
     if dev.is_cpu() || !cuda::enabled() {
         eprintln!("gpu: own kernels not checked (cpu, or TOMTAT_CUDA_KERNELS=0)");

@@ -118,6 +118,19 @@ fn parse_shape(s: &str) -> Result<BenchShape, String> {
     Ok(BenchShape { arch, shape })
 }
 
+/// The matrix kernel the model's projections run on.
+fn kernel_name(device: &candle_core::Device, dtype: candle_core::DType, q: Quantize) -> String {
+    use crate::kernels::{gemm, int8};
+    if !device.is_cpu() || dtype != candle_core::DType::F32 {
+        return "candle".to_string();
+    }
+    match q {
+        Quantize::Q8 => format!("int8 {}", int8::Kernel::detect()),
+        Quantize::None if crate::knobs::knobs().no_pack => "candle matmul".to_string(),
+        Quantize::None => format!("f32 {}", gemm::kernel_name()),
+    }
+}
+
 /// One measured configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
@@ -145,6 +158,9 @@ pub struct BenchRow {
     /// `cpu` or `cuda:N`, and the model dtype (`f32`, `f16`, `bf16`).
     pub device: String,
     pub dtype: String,
+    /// The matrix kernel the projections ran on (`AVX-512 VNNI`, `AVX-VNNI`, `AVX2`,
+    /// `scalar` for q8; the f32 GEMM's name; `candle` on a GPU or in half precision).
+    pub kernel: String,
 }
 
 pub fn run(args: BenchArgs, global: Global) -> u8 {
@@ -250,6 +266,13 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
         Quantize::None => "none",
         Quantize::Q8 => "q8",
     };
+    let kernel = kernel_name(&device, dtype, args.quantize);
+    if !global.quiet {
+        eprintln!(
+            "bench: kernels: {kernel} ({})",
+            crate::kernels::cpu::describe()
+        );
+    }
     let mut rows = Vec::new();
     for &threads in &threads_list {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -289,6 +312,7 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
                 peak_rss_mb: crate::pipeline::report::peak_rss_mb(),
                 device: args.dev.device.trim().to_string(),
                 dtype: crate::device::dtype_name(dtype).to_string(),
+                kernel: kernel.clone(),
             };
             if !global.quiet {
                 eprintln!(
@@ -465,13 +489,13 @@ fn time_generate(
 pub fn render_table(rows: &[BenchRow]) -> String {
     let mut s = String::from(
         "| model | quantize | threads | beams | batch x src -> new | median s | tokens/s \
-         | encoder ms | decoder ms/step | peak RSS MB |\n\
-         |---|---|---:|---:|---|---:|---:|---:|---:|---:|\n",
+         | encoder ms | decoder ms/step | peak RSS MB | kernel |\n\
+         |---|---|---:|---:|---|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let rss = r.peak_rss_mb.map_or("-".to_string(), |m| format!("{m:.0}"));
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} x {} -> {} | {:.4} | {:.1} | {:.2} | {:.3} | {} |\n",
+            "| {} | {} | {} | {} | {} x {} -> {} | {:.4} | {:.1} | {:.2} | {:.3} | {} | {} |\n",
             r.model,
             r.quantize,
             r.threads,
@@ -483,7 +507,8 @@ pub fn render_table(rows: &[BenchRow]) -> String {
             r.tokens_per_s,
             r.encoder_ms,
             r.decoder_ms_per_step,
-            rss
+            rss,
+            r.kernel
         ));
     }
     s.pop();

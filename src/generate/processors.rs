@@ -222,7 +222,7 @@ pub fn log_softmax_in_place(scores: &mut [f32]) {
     }
 }
 
-pub use crate::simd::log_softmax_shift;
+pub use crate::kernels::simd::log_softmax_shift;
 
 #[cfg(test)]
 mod tests {
@@ -266,7 +266,7 @@ mod tests {
         let mut worst = 0f64;
         for i in 0..=200_000 {
             let x = -(i as f32) * 0.0005; // 0 .. -100
-            let (got, want) = (crate::simd::exp(x) as f64, (x as f64).exp());
+            let (got, want) = (crate::kernels::simd::exp(x) as f64, (x as f64).exp());
             if x >= -87.0 {
                 worst = worst.max(((got - want) / want).abs());
             } else {
@@ -274,8 +274,8 @@ mod tests {
             }
         }
         assert!(worst < 4e-7, "max relative error {worst}");
-        assert_eq!(crate::simd::exp(0.0), 1.0);
-        assert!(crate::simd::exp(NEG) < 2e-38);
+        assert_eq!(crate::kernels::simd::exp(0.0), 1.0);
+        assert!(crate::kernels::simd::exp(NEG) < 2e-38);
     }
 
     #[test]

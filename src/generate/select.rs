@@ -86,7 +86,7 @@ impl Selector {
         }
     }
 
-    /// The selection in one kernel ([`crate::model::cuda::topk`]): `Some` of what the candle
+    /// The selection in one kernel ([`crate::kernels::cuda::topk`]): `Some` of what the candle
     /// path below would give, i.e. per row the `n` best values and tokens, or `None` when a
     /// row holds NaN/+inf (the host decides). `Ok(None)`: the kernel does not apply (not a
     /// GPU, or `n` too large).
@@ -98,11 +98,11 @@ impl Selector {
         add: Option<&Tensor>,
         n: usize,
     ) -> candle_core::Result<Option<Option<(Vec<f32>, Vec<u32>)>>> {
-        if self.device.is_cpu() || !crate::model::cuda::enabled() {
+        if self.device.is_cpu() || !crate::kernels::cuda::enabled() {
             return Ok(None);
         }
         let mask = self.mask_row(mask)?;
-        let Some(out) = crate::model::cuda::topk(scores, mask.as_ref(), add, n)? else {
+        let Some(out) = crate::kernels::cuda::topk(scores, mask.as_ref(), add, n)? else {
             return Ok(None);
         };
         let rows = out.len() / (2 * n + 1);

@@ -8,9 +8,7 @@ use super::linear::Linear;
 use super::config::Activation;
 use super::Result;
 
-/// Additive mask value, as transformers' eager attention (`torch.finfo(float32).min`): finite,
-/// so a row with every key masked gets uniform weights instead of NaN.
-pub const MASK_VALUE: f32 = f32::MIN;
+pub use crate::kernels::attention::MASK_VALUE;
 
 /// [`MASK_VALUE`] for a model dtype: its finite minimum (`torch.finfo(dtype).min`), since
 /// f32::MIN rounds to -inf in f16/bf16. In half precision `score + min` may still round to
@@ -37,9 +35,9 @@ pub struct Embedding {
 #[derive(Debug, Clone)]
 pub enum EmbeddingTable {
     Tensor(Tensor),
-    Packed(std::sync::Arc<super::gemm::PackedMatrix>),
+    Packed(std::sync::Arc<crate::kernels::gemm::PackedMatrix>),
     /// The int8 output projection of a q8 model (rows dequantized on lookup).
-    Q8(super::int8::QLinear),
+    Q8(crate::kernels::int8::QLinear),
 }
 
 impl Embedding {
@@ -241,14 +239,14 @@ impl Norm {
     /// `self(a + b)`, the post-norm residual; one kernel on a GPU for LayerNorm.
     pub fn forward_add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         if let Norm::Layer { weight, bias, eps } = self {
-            if let Some(y) = super::cuda::add_layer_norm(a, b, weight, bias, *eps)? {
+            if let Some(y) = crate::kernels::cuda::add_layer_norm(a, b, weight, bias, *eps)? {
                 return Ok(y);
             }
         }
         self.forward(&(a + b)?)
     }
 
-    /// CPU f32: [`crate::simd::norm_rows`].
+    /// CPU f32: [`crate::kernels::simd::norm_rows`].
     fn forward_host(&self, x: &Tensor) -> Result<Tensor> {
         use super::with_slice;
         let d = x.dim(D::Minus1)?;
@@ -258,8 +256,10 @@ impl Norm {
         };
         let y = with_slice(x, |xs| {
             with_slice(weight, |w| match bias {
-                Some(b) => with_slice(b, |b| crate::simd::norm_rows(xs, d, w, Some(b), eps as f32)),
-                None => Ok(crate::simd::norm_rows(xs, d, w, None, eps as f32)),
+                Some(b) => with_slice(b, |b| {
+                    crate::kernels::simd::norm_rows(xs, d, w, Some(b), eps as f32)
+                }),
+                None => Ok(crate::kernels::simd::norm_rows(xs, d, w, None, eps as f32)),
             })
         })???;
         Ok(Tensor::from_vec(y, x.shape(), x.device())?)
@@ -420,7 +420,7 @@ impl Attention {
             // vectorized exp (candle's CPU softmax calls libm's expf per element: ~400M of
             // them in a distilbart 8 x 512 encoder)
             let s = scores.dim(D::Minus1)?;
-            let p = super::with_slice(&scores, |x| crate::simd::softmax_rows(x, s))?;
+            let p = super::with_slice(&scores, |x| crate::kernels::simd::softmax_rows(x, s))?;
             Tensor::from_vec(p, scores.shape(), scores.device())?
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
@@ -449,13 +449,13 @@ pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
     // CPU f32: vectorized kernels (candle's call libm's expf / erff per element: 6% of a
     // distilbart run, 2% of an opus-mt beam step).
     let fast = match act {
-        Activation::Silu => Some(crate::simd::Act::Silu),
-        Activation::Gelu => Some(crate::simd::Act::GeluErf),
+        Activation::Silu => Some(crate::kernels::simd::Act::Silu),
+        Activation::Gelu => Some(crate::kernels::simd::Act::GeluErf),
         _ => None,
     };
     if let Some(f) = fast {
         if x.device().is_cpu() && x.dtype() == DType::F32 {
-            let y = super::with_slice(x, |v| crate::simd::activation(v, f))?;
+            let y = super::with_slice(x, |v| crate::kernels::simd::activation(v, f))?;
             return Ok(Tensor::from_vec(y, x.shape(), x.device())?);
         }
     }

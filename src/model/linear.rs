@@ -1,18 +1,18 @@
 //! The projection layer every block uses (attention q/k/v/o, feed-forward, vocabulary head).
 //!
-//! On CPU in f32 the weight is packed once at load for [`super::gemm`] (no repacking per
+//! On CPU in f32 the weight is packed once at load for [`crate::kernels::gemm`] (no repacking per
 //! decoding step); elsewhere (CUDA, half precision) it stays a candle tensor and uses candle's
-//! matmul. `--quantize q8` turns it into an int8 layer ([`super::int8::QLinear`]).
+//! matmul. `--quantize q8` turns it into an int8 layer ([`crate::kernels::int8::QLinear`]).
 
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
 use super::config::Activation;
-use super::gemm::PackedMatrix;
-use super::int8::QLinear;
 use super::layers::activate;
 use super::Result;
+use crate::kernels::gemm::PackedMatrix;
+use crate::kernels::int8::QLinear;
 
 #[derive(Debug, Clone)]
 pub enum Linear {
@@ -55,7 +55,12 @@ impl Linear {
         let packed = match (&*storage, layout.contiguous_offsets()) {
             (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => {
                 if q8 {
-                    let q = super::int8::QLinear::from_rows(&v[start..end], n, k, b.as_deref())?;
+                    let q = crate::kernels::int8::QLinear::from_rows(
+                        &v[start..end],
+                        n,
+                        k,
+                        b.as_deref(),
+                    )?;
                     return Ok(Linear::Q8(q));
                 }
                 PackedMatrix::pack(&v[start..end], n, k, b.as_deref())
@@ -118,7 +123,7 @@ impl Linear {
             Linear::Dense { weight, bias } => dense(x, weight, bias.as_ref(), None),
             // contiguous() is free for the usual contiguous input
             Linear::Packed(p) => Ok(x.contiguous()?.apply_op1_no_bwd(&PackedOp(p))?),
-            Linear::Q8(q) => q.forward(x),
+            Linear::Q8(q) => Ok(q.forward(x)?),
         }
     }
 }
@@ -138,10 +143,10 @@ fn dense(
     // the activation still to apply after the bias
     let (y, act) = match bias {
         None => (y, act),
-        Some(b) => match super::cuda::bias_act(&y, b, act)? {
+        Some(b) => match crate::kernels::cuda::bias_act(&y, b, act)? {
             Some(y) => (y, None),
             // an activation the kernel lacks: the bias alone there, the activation after
-            None if act.is_some() => match super::cuda::bias_act(&y, b, None)? {
+            None if act.is_some() => match crate::kernels::cuda::bias_act(&y, b, None)? {
                 Some(y) => (y, act),
                 None => (y.broadcast_add(b)?, act),
             },

@@ -429,7 +429,7 @@ pub fn build(cfg: &ModelConfig, vb: &VarBuilder, lo: LoadOptions) -> Result<Tran
         Family::T5 => load_t5(cfg, vb, lo)?,
         _ => load_bart_like(cfg, vb, lo)?,
     };
-    if !m.device.is_cpu() && super::cuda::enabled() {
+    if !m.device.is_cpu() && crate::kernels::cuda::enabled() {
         m.fuse_self_attention()?;
     }
     Ok(m)

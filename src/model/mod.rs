@@ -9,10 +9,6 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 pub mod config;
-pub mod cpu_decode;
-pub mod cuda;
-pub mod gemm;
-pub mod int8;
 pub mod layers;
 pub mod linear;
 mod load;
@@ -42,6 +38,9 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 pub enum ModelError {
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// A kernel refused its input or weights (int8 packing, shapes).
+    #[error(transparent)]
+    Kernel(#[from] crate::kernels::KernelError),
     /// Bad or unsupported `config.json` content.
     #[error("{0}")]
     Config(String),

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
-use super::cpu_decode::{self, CachePool, HostCache};
-use super::cuda::{self, BiasStrides, KvStrides, Query};
 use super::layers::{
     causal_bias, padding_bias, Attention, Embedding, FeedForward, Norm, Positions, RelativeBias,
 };
 use super::linear::Linear;
 use super::with_slice;
 use super::{DecoderState, EncoderOutput, ModelError, Result, Seq2SeqModel};
+use crate::kernels::attention::{self, CachePool, HostCache};
+use crate::kernels::cuda::{self, BiasStrides, KvStrides, Query};
 
 #[derive(Debug, Clone)]
 pub struct EncoderLayer {
@@ -338,7 +338,7 @@ pub struct IncrementalDecoder<'a> {
     spare: Option<Vec<KvCache>>,
     /// T5: relative bias by reversed distance, `[1, h, 1, max_len]`.
     rel_steps: Option<Tensor>,
-    /// CPU, f32: attention over host buffers instead of `cache` (see cpu_decode.rs).
+    /// CPU, f32: attention over host buffers instead of `cache` (see kernels/attention.rs).
     host: Option<HostDecode>,
 }
 
@@ -653,7 +653,7 @@ impl IncrementalDecoder<'_> {
                 with_slice(&q, |q| {
                     with_slice(ck, |k| {
                         with_slice(cv, |v| {
-                            cpu_decode::cross_attend(
+                            attention::cross_attend(
                                 q,
                                 k,
                                 v,
@@ -772,6 +772,43 @@ impl IncrementalDecoder<'_> {
             x = block(&x, &layer.ffn_norm, m.pre_norm, |h| layer.ffn.forward(h))?;
         }
         Ok(x)
+    }
+}
+
+impl Transformer {
+    /// Quantize every projection (attention q/k/v/o, feed-forward, vocabulary head) to int8
+    /// in place. Embeddings, norms and attention score/context products stay f32 (a tied
+    /// embedding keeps reading the f32 rows). CPU only.
+    pub fn quantize_q8(&mut self) -> Result<()> {
+        if !self.device.is_cpu() {
+            return Err(ModelError::Input(
+                "--quantize q8 runs on the CPU only".into(),
+            ));
+        }
+        let mut all: Vec<&mut super::linear::Linear> = Vec::new();
+        for l in &mut self.encoder.layers {
+            let a = &mut l.self_attn;
+            all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
+            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
+            all.extend(l.ffn.gate.as_mut());
+        }
+        for l in &mut self.decoder.layers {
+            for a in [&mut l.self_attn, &mut l.cross_attn] {
+                all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
+            }
+            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
+            all.extend(l.ffn.gate.as_mut());
+        }
+        all.push(&mut self.lm_head);
+        for lin in all {
+            lin.quantize_q8()?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`Self::quantize_q8`] has run.
+    pub fn is_q8(&self) -> bool {
+        self.lm_head.is_q8()
     }
 }
 

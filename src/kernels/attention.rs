@@ -12,8 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::layers::MASK_VALUE;
-use crate::simd::{axpy, dot, softmax_in_place};
+use super::simd::{axpy, dot, softmax_in_place};
+
+/// Additive mask value, as transformers' eager attention (`torch.finfo(float32).min`): finite,
+/// so a row with every key masked gets uniform weights instead of NaN.
+pub const MASK_VALUE: f32 = f32::MIN;
 
 /// Buffers of finished decoders' caches, kept for the model's next search. Why: a fresh
 /// cache is first touched page by page on every search, and in a VM that hands freed memory
@@ -230,7 +233,7 @@ fn attend_row_fast<'a>(
     src: impl RowKeys<'a>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::has_avx2() {
+    if super::simd::has_avx2() {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<'a>(
             q: &[f32],
@@ -239,7 +242,7 @@ fn attend_row_fast<'a>(
             s: &mut [f32],
             src: impl RowKeys<'a>,
         ) {
-            use crate::simd::avx2;
+            use super::simd::avx2;
             let (dot, axpy) = (
                 // SAFETY: this function only runs where AVX2 and FMA were detected.
                 |a: &[f32], b: &[f32]| unsafe { avx2::dot(a, b) },
@@ -352,7 +355,7 @@ mod tests {
     }
 
     fn fill(seed: u64, n: usize) -> Vec<f32> {
-        crate::simd::test_values(seed, n, 1.0)
+        crate::kernels::simd::test_values(seed, n, 1.0)
     }
 
     /// Rows reordered (with duplicates), widened and shrunk over several steps attend to their

@@ -49,20 +49,34 @@ enum Isa {
     Portable,
 }
 
+impl Isa {
+    fn from_features(f: super::cpu::Features) -> Isa {
+        if cfg!(target_arch = "x86_64") && f.avx512 {
+            Isa::Avx512
+        } else if cfg!(target_arch = "x86_64") && f.avx2_fma {
+            Isa::Avx2
+        } else {
+            Isa::Portable
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "AVX-512 (8x32)",
+            Isa::Avx2 => "AVX2+FMA (6x16)",
+            Isa::Portable => "portable",
+        }
+    }
+}
+
 fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if !crate::knobs::knobs().no_avx512 && is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Portable
-    })
+    *ISA.get_or_init(|| Isa::from_features(super::cpu::features()))
+}
+
+/// The f32 GEMM kernel this process uses.
+pub fn kernel_name() -> &'static str {
+    isa().name()
 }
 
 impl PackedMatrix {
@@ -649,15 +663,14 @@ mod tests {
             let b = data(n, 10);
             let p = PackedMatrix::pack(&w, n, k, Some(&b));
             let want = p.matmul_with(Isa::Portable, &x, m);
+            // every kernel the CPU itself can run, whatever the environment caps
+            let cpu = super::super::cpu::Features::detect();
             let mut isas = vec![];
-            #[cfg(target_arch = "x86_64")]
-            {
-                if is_x86_feature_detected!("avx512f") {
-                    isas.push(Isa::Avx512);
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    isas.push(Isa::Avx2);
-                }
+            if cpu.avx512 {
+                isas.push(Isa::Avx512);
+            }
+            if cpu.avx2_fma {
+                isas.push(Isa::Avx2);
             }
             for isa in isas {
                 let got = p.matmul_with(isa, &x, m);

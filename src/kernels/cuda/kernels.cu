@@ -1,5 +1,5 @@
 // tomtat's own CUDA kernels (built to PTX by build.rs with the `cuda` feature; see
-// src/model/cuda.rs). Each one replaces a chain of candle ops whose launches, parameter uploads
+// src/kernels/cuda.rs). Each one replaces a chain of candle ops whose launches, parameter uploads
 // and passes over memory dominated a decoding step on an H100 (3.3 ms/step whether 8 or 64 rows).
 // Arithmetic is f32 whatever the storage type.
 #include <cuda_fp16.h>

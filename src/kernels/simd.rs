@@ -273,12 +273,10 @@ pub fn axpy(p: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// The CPU has AVX2 and FMA (checked once).
+/// The kernels may use AVX2 and FMA ([`super::cpu::features`]).
 #[cfg(target_arch = "x86_64")]
 pub fn has_avx2() -> bool {
-    use std::sync::OnceLock;
-    static AVX2: OnceLock<bool> = OnceLock::new();
-    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    super::cpu::features().avx2_fma
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -10,7 +10,7 @@
 
 use candle_core::Tensor;
 
-use super::config::Activation;
+use crate::model::Activation;
 
 /// Element strides of keys/values for [`attend_one`]: element (row r, head h, key j, dim d)
 /// sits at `(r / group) * src + h * head + j * key + d`.

@@ -17,7 +17,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::SendPtr;
-use super::{ModelError, Result};
+use super::{KernelError, Result};
 
 /// Rows per register tile.
 const MR: usize = 8;
@@ -36,38 +36,66 @@ const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     Scalar,
+    /// `vpmaddwd` on sign-extended 16-bit pairs (AVX2 without VNNI).
     Avx2,
+    /// `vpdpbusd` on 256-bit registers (AVX-VNNI).
+    AvxVnni,
+    /// `vpdpbusd` on 512-bit registers (AVX-512 VNNI).
     Avx512Vnni,
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU supports.
+    const ALL: [Kernel; 4] = [
+        Kernel::Scalar,
+        Kernel::Avx2,
+        Kernel::AvxVnni,
+        Kernel::Avx512Vnni,
+    ];
+
+    /// The fastest kernel the CPU features in use allow ([`super::cpu::features`]: the
+    /// CPU's, capped by `TOMTAT_CPU_ISA`).
     pub fn detect() -> Kernel {
-        Self::available().last().copied().unwrap_or(Kernel::Scalar)
-    }
-
-    /// Every kernel this CPU can run, slowest first.
-    pub fn available() -> Vec<Kernel> {
-        [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512Vnni]
+        let f = super::cpu::features();
+        Self::ALL
             .into_iter()
-            .filter(|k| k.is_available())
-            .collect()
+            .rfind(|k| k.runs_on(f))
+            .unwrap_or(Kernel::Scalar)
     }
 
+    /// Every kernel this CPU can run, slowest first (whatever the environment caps).
+    pub fn available() -> Vec<Kernel> {
+        Self::ALL.into_iter().filter(|k| k.is_available()).collect()
+    }
+
+    /// Whether this CPU can run the kernel.
     pub fn is_available(self) -> bool {
+        self.runs_on(super::cpu::Features::detect())
+    }
+
+    fn runs_on(self, f: super::cpu::Features) -> bool {
         match self {
             Kernel::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => is_x86_feature_detected!("avx2"),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vnni")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
+            _ if cfg!(not(target_arch = "x86_64")) => false,
+            Kernel::Avx2 => f.avx2_fma,
+            Kernel::AvxVnni => f.avx_vnni,
+            Kernel::Avx512Vnni => f.avx512_vnni,
         }
+    }
+
+    /// The name `tomtat bench` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "AVX2",
+            Kernel::AvxVnni => "AVX-VNNI",
+            Kernel::Avx512Vnni => "AVX-512 VNNI",
+        }
+    }
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -286,6 +314,8 @@ impl Packed {
                         #[cfg(target_arch = "x86_64")]
                         Kernel::Avx2 => x86::tile_avx2(&t, ap, s, o, rows),
                         #[cfg(target_arch = "x86_64")]
+                        Kernel::AvxVnni => x86::tile_avx_vnni(&t, ap, s, o, rows),
+                        #[cfg(target_arch = "x86_64")]
                         Kernel::Avx512Vnni => x86::tile_vnni(&t, ap, s, o, rows),
                         #[cfg(not(target_arch = "x86_64"))]
                         _ => tile_scalar(&t, ap, s, o, rows),
@@ -395,6 +425,90 @@ mod x86 {
         }
     }
 
+    /// AVX-VNNI: 4 rows x 24 columns (half a panel) at a time, 12 accumulators + 3 weight
+    /// vectors + 1 broadcast = the 16 ymm registers.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) unsafe fn tile_avx_vnni(
+        t: &Tile,
+        a: *const u8,
+        sx: *const f32,
+        o: *mut f32,
+        r: usize,
+    ) {
+        let mut i = 0;
+        while i < r {
+            for half in 0..2 {
+                if 24 * half >= t.ncols {
+                    break;
+                }
+                let (a, sx, o) = (a.add(4 * i), sx.add(i), o.add(i * t.ld));
+                match r - i {
+                    1 => avx_vnni::<1>(t, a, sx, o, half),
+                    2 => avx_vnni::<2>(t, a, sx, o, half),
+                    3 => avx_vnni::<3>(t, a, sx, o, half),
+                    _ => avx_vnni::<4>(t, a, sx, o, half),
+                }
+            }
+            i += 4;
+        }
+    }
+
+    /// Rows `R` x the 24 columns of half `half` of the panel.
+    #[target_feature(enable = "avx2,avxvnni")]
+    #[inline]
+    unsafe fn avx_vnni<const R: usize>(
+        t: &Tile,
+        a: *const u8,
+        sx: *const f32,
+        out: *mut f32,
+        half: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 3]; R];
+        let mut ap = a;
+        let mut bp = t.b.add(96 * half);
+        for _ in 0..t.kg {
+            let mut bv = [_mm256_setzero_si256(); 3];
+            for (j, b) in bv.iter_mut().enumerate() {
+                *b = _mm256_loadu_si256(bp.add(32 * j) as *const _);
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_epi32((ap.add(4 * i) as *const i32).read_unaligned());
+                for (c, b) in row.iter_mut().zip(&bv) {
+                    *c = _mm256_dpbusd_avx_epi32(*c, av, *b);
+                }
+            }
+            ap = ap.add(4 * MR);
+            bp = bp.add(4 * PANEL);
+        }
+        for j in 0..3 {
+            let c0 = 24 * half + 8 * j;
+            if c0 >= t.ncols {
+                break;
+            }
+            let cv = _mm256_loadu_si256(t.comp.add(c0) as *const _);
+            let sv = _mm256_loadu_ps(t.scale.add(c0));
+            let bv = _mm256_loadu_ps(t.bias.add(c0));
+            for (i, row) in acc.iter().enumerate() {
+                let d = _mm256_cvtepi32_ps(_mm256_sub_epi32(row[j], cv));
+                let y = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(*sx.add(i))), sv);
+                store8(out.add(i * t.ld + c0), _mm256_add_ps(y, bv), t.ncols - c0);
+            }
+        }
+    }
+
+    /// The first `valid` (any number; 8 or more = all) lanes of `y` to `dst`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn store8(dst: *mut f32, y: __m256, valid: usize) {
+        if valid >= 8 {
+            _mm256_storeu_ps(dst, y);
+        } else {
+            let mut tmp = [0f32; 8];
+            _mm256_storeu_ps(tmp.as_mut_ptr(), y);
+            std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
+        }
+    }
+
     /// AVX2: 2 rows x 16 columns at a time (13 of 16 ymm registers).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn tile_avx2(t: &Tile, a: *const u8, sx: *const f32, o: *mut f32, r: usize) {
@@ -459,17 +573,57 @@ mod x86 {
                 let d = _mm256_cvtepi32_ps(_mm256_sub_epi32(*sum, cv));
                 let y = _mm256_mul_ps(_mm256_mul_ps(d, sxv), _mm256_loadu_ps(t.scale.add(c0)));
                 let y = _mm256_add_ps(y, _mm256_loadu_ps(t.bias.add(c0)));
-                let dst = out.add(i * t.ld + c0);
-                let valid = t.ncols - c0;
-                if valid >= 8 {
-                    _mm256_storeu_ps(dst, y);
-                } else {
-                    let mut tmp = [0f32; 8];
-                    _mm256_storeu_ps(tmp.as_mut_ptr(), y);
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
-                }
+                store8(out.add(i * t.ld + c0), y, t.ncols - c0);
             }
         }
+    }
+
+    /// [`super::quantize_row_u8_scalar`] with AVX2 (cvtps rounds ties to even as well;
+    /// bit-identical for finite input).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn quantize_row_u8_avx2(row: &[f32], out: &mut [u8]) -> f32 {
+        let k = row.len();
+        let full = k / 32 * 32;
+        let p = row.as_ptr();
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let mut vmax = _mm256_setzero_ps();
+        for c in (0..k / 8 * 8).step_by(8) {
+            // NaN as the first operand yields the second: NaNs are skipped, as f32::max does
+            vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(p.add(c)), abs), vmax);
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), vmax);
+        let mut amax = lanes.iter().fold(0f32, |m, &v| m.max(v));
+        for v in &row[k / 8 * 8..] {
+            amax = amax.max(v.abs());
+        }
+        if amax.is_nan() || amax <= 0.0 {
+            out[..k].iter_mut().for_each(|o| *o = 128);
+            return 0.0;
+        }
+        let inv = 127.0 / amax;
+        let invv = _mm256_set1_ps(inv);
+        let (lo, hi, off) = (
+            _mm256_set1_epi32(-127),
+            _mm256_set1_epi32(127),
+            _mm256_set1_epi32(128),
+        );
+        let q8 = |c: usize| {
+            let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p.add(c)), invv));
+            _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, lo), hi), off)
+        };
+        // packs interleave 128-bit lanes: [a0-3 b0-3 c0-3 d0-3 a4-7 b4-7 c4-7 d4-7] in dwords
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for c in (0..full).step_by(32) {
+            let ab = _mm256_packs_epi32(q8(c), q8(c + 8));
+            let cd = _mm256_packs_epi32(q8(c + 16), q8(c + 24));
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
+            _mm256_storeu_si256(out.as_mut_ptr().add(c) as *mut _, bytes);
+        }
+        for (o, v) in out[full..k].iter_mut().zip(&row[full..]) {
+            *o = (rne(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
+        }
+        amax / 127.0
     }
 
     /// [`super::quantize_row_u8_scalar`] with AVX-512 (cvtps rounds ties to even as well).
@@ -521,6 +675,9 @@ fn quantize_activations(x: &[f32], m: usize, k: usize, kernel: Kernel) -> (Vec<u
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the VNNI kernel is only selected when AVX-512 F/BW are present.
             Kernel::Avx512Vnni => unsafe { x86::quantize_row_u8_avx512(row, &mut row_q) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: both kernels are only selected on CPUs with AVX2.
+            Kernel::Avx2 | Kernel::AvxVnni => unsafe { x86::quantize_row_u8_avx2(row, &mut row_q) },
             _ => quantize_row_u8_scalar(row, &mut row_q),
         };
         let base = (r / MR) * kg * 4 * MR + (r % MR) * 4;
@@ -535,7 +692,7 @@ impl QLinear {
     /// Quantize a row-major `[n, k]` weight with an optional `[n]` bias.
     pub fn from_rows(w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Result<Self> {
         if w.len() != n * k {
-            return Err(ModelError::Weights(format!(
+            return Err(KernelError::Weights(format!(
                 "int8 linear: {} weight values for shape [{n}, {k}]",
                 w.len()
             )));
@@ -552,13 +709,13 @@ impl QLinear {
         row: impl Fn(usize, &mut [f32]) + Sync,
     ) -> Result<Self> {
         if n == 0 || k == 0 || k > MAX_K {
-            return Err(ModelError::Weights(format!(
+            return Err(KernelError::Weights(format!(
                 "int8 linear: unsupported weight shape [{n}, {k}] (k must be 1..={MAX_K})"
             )));
         }
         if let Some(b) = bias {
             if b.len() != n {
-                return Err(ModelError::Weights(format!(
+                return Err(KernelError::Weights(format!(
                     "int8 linear: bias of {} values does not match {n} outputs",
                     b.len()
                 )));
@@ -574,10 +731,10 @@ impl QLinear {
     /// Quantize `weight` (`[n_out, k]`, f32) with an optional `bias` (`[n_out]`).
     pub fn quantize(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
         let (n, k) = weight.dims2().map_err(|e| {
-            ModelError::Weights(format!("int8 linear: weight must be [n_out, k]: {e}"))
+            KernelError::Weights(format!("int8 linear: weight must be [n_out, k]: {e}"))
         })?;
         if n == 0 || k == 0 || k > MAX_K {
-            return Err(ModelError::Weights(format!(
+            return Err(KernelError::Weights(format!(
                 "int8 linear: unsupported weight shape [{n}, {k}] (k must be 1..={MAX_K})"
             )));
         }
@@ -589,7 +746,7 @@ impl QLinear {
         let b: Option<Vec<f32>> = match bias {
             Some(b) => {
                 if b.dims() != [n] {
-                    return Err(ModelError::Weights(format!(
+                    return Err(KernelError::Weights(format!(
                         "int8 linear: bias shape {:?} does not match {n} outputs",
                         b.dims()
                     )));
@@ -632,7 +789,7 @@ impl QLinear {
     /// The same layer running `kernel` (errors if this CPU lacks it).
     pub fn with_kernel(&self, kernel: Kernel) -> Result<Self> {
         if !kernel.is_available() {
-            return Err(ModelError::Input(format!(
+            return Err(KernelError::Input(format!(
                 "int8 kernel {kernel:?} is not supported by this CPU"
             )));
         }
@@ -645,13 +802,13 @@ impl QLinear {
     /// `x`: `[.., k]` f32 on the CPU -> `[.., n_out]` f32.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if !x.device().is_cpu() {
-            return Err(ModelError::Input(format!(
+            return Err(KernelError::Input(format!(
                 "int8 linear runs on the CPU only, got a tensor on {:?}",
                 x.device()
             )));
         }
         if x.dtype() != DType::F32 {
-            return Err(ModelError::Input(format!(
+            return Err(KernelError::Input(format!(
                 "int8 linear expects f32 input, got {:?}",
                 x.dtype()
             )));
@@ -659,7 +816,7 @@ impl QLinear {
         match x.dims().last() {
             Some(&k) if k == self.w.k => {}
             _ => {
-                return Err(ModelError::Input(format!(
+                return Err(KernelError::Input(format!(
                     "int8 linear: input shape {:?} does not end in k = {}",
                     x.dims(),
                     self.w.k
@@ -724,43 +881,6 @@ impl CustomOp1 for QLinear {
             *last = self.w.n;
         }
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
-    }
-}
-
-impl super::Transformer {
-    /// Quantize every projection (attention q/k/v/o, feed-forward, vocabulary head) to int8
-    /// in place. Embeddings, norms and attention score/context products stay f32 (a tied
-    /// embedding keeps reading the f32 rows). CPU only.
-    pub fn quantize_q8(&mut self) -> Result<()> {
-        if !self.device.is_cpu() {
-            return Err(ModelError::Input(
-                "--quantize q8 runs on the CPU only".into(),
-            ));
-        }
-        let mut all: Vec<&mut super::linear::Linear> = Vec::new();
-        for l in &mut self.encoder.layers {
-            let a = &mut l.self_attn;
-            all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
-            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
-            all.extend(l.ffn.gate.as_mut());
-        }
-        for l in &mut self.decoder.layers {
-            for a in [&mut l.self_attn, &mut l.cross_attn] {
-                all.extend([&mut a.q, &mut a.k, &mut a.v, &mut a.o]);
-            }
-            all.extend([&mut l.ffn.wi, &mut l.ffn.wo]);
-            all.extend(l.ffn.gate.as_mut());
-        }
-        all.push(&mut self.lm_head);
-        for lin in all {
-            lin.quantize_q8()?;
-        }
-        Ok(())
-    }
-
-    /// Whether [`Self::quantize_q8`] has run.
-    pub fn is_q8(&self) -> bool {
-        self.lm_head.is_q8()
     }
 }
 
