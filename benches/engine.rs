@@ -3,14 +3,14 @@
 
 use candle_core::Tensor;
 use criterion::{criterion_group, criterion_main, Criterion};
-use tomtat::model::random::{write_random_model, Arch, RandomSpec, Shape};
+use tomtat::testkit::random_model::{write_random_model, RandomSpec, Shape, Variant};
 
 const BATCH: usize = 8;
 const SRC_LEN: usize = 30;
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    write_random_model(&RandomSpec::new(Arch::Marian, Shape::Tiny), dir.path())
+    write_random_model(&RandomSpec::new(Variant::Marian, Shape::Tiny), dir.path())
         .expect("writing the random model");
     let spec = dir.path().to_str().expect("UTF-8 temp dir");
     let loaded = tomtat::pipeline::engine::load_model(

@@ -4,6 +4,8 @@
 //! `io` (read articles) -> `text` (NFC, paragraphs, sentences) -> `tokenize` -> `model`
 //! (encoder-decoder transformers) -> `generate` (greedy / beam search) -> `io` (JSONL out).
 //! `hub` finds and loads model files; `cli` is the command-line front end over this library.
+//! `testkit` holds the random-model writer, split evaluation and test mocks that the CLI's
+//! dev commands and the tests use, not the translation path.
 
 pub mod batch;
 pub mod cli;
@@ -15,5 +17,6 @@ pub mod knobs;
 pub mod model;
 pub mod pipeline;
 pub mod simd;
+pub mod testkit;
 pub mod text;
 pub mod tokenize;

@@ -1,4 +1,4 @@
-//! Family-specific weight names -> the shared blocks (`layers.rs`) -> a [`Transformer`].
+//! Architecture-specific weight names -> the shared blocks (`layers.rs`) -> a [`Transformer`].
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;

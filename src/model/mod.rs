@@ -19,8 +19,6 @@ pub mod transformer;
 pub use config::{Activation, Arch, ModelConfig};
 pub use transformer::Transformer;
 
-pub mod random;
-
 /// Tests: the largest absolute difference of two tensors.
 #[cfg(test)]
 pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -455,9 +455,9 @@ mod tests {
     /// the file is garbage by then.
     #[test]
     fn a_load_reads_config_json_once() {
-        use crate::model::random::{write_random_model, Arch, RandomSpec, Shape};
+        use crate::testkit::random_model::{write_random_model, RandomSpec, Shape, Variant};
         let d = tempfile::tempdir().unwrap();
-        let mut spec = RandomSpec::new(Arch::Marian, Shape::Tiny);
+        let mut spec = RandomSpec::new(Variant::Marian, Shape::Tiny);
         let tok = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/tokenizers/marian-vi-en");
         spec.tokenizer = Some(tok);
