@@ -1,6 +1,6 @@
 //! config.json as the hub layer reads it: once, when a model directory is opened.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::model::Arch;
 
@@ -12,8 +12,6 @@ use super::HubError;
 /// (`prefix`, `tokenizer_class`, generation keys), and the architecture it declares.
 #[derive(Debug, Clone)]
 pub struct ConfigJson {
-    /// Where it was read from.
-    pub path: PathBuf,
     pub json: serde_json::Value,
     /// `model_type`, else the `architectures` list.
     pub arch: Arch,
@@ -24,11 +22,7 @@ impl ConfigJson {
     pub(crate) fn read(path: &Path) -> Result<Self, HubError> {
         let json = read_json(path)?;
         let arch = arch_from_config(&json, path)?;
-        Ok(ConfigJson {
-            path: path.to_path_buf(),
-            json,
-            arch,
-        })
+        Ok(ConfigJson { json, arch })
     }
 }
 
