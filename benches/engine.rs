@@ -1,19 +1,25 @@
 //! Engine micro-benchmarks on a tiny random Marian model: one encoder pass over a batch and
 //! one decoder step (KV cache included). `cargo bench --bench engine`; a few seconds in all.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use criterion::{criterion_group, criterion_main, Criterion};
-use tomtat::model::random::{write_random_model, Arch, RandomSpec, Shape};
+use tomtat::testkit::random_model::{write_random_model, RandomSpec, Shape, Variant};
 
 const BATCH: usize = 8;
 const SRC_LEN: usize = 30;
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    write_random_model(&RandomSpec::new(Arch::Marian, Shape::Tiny), dir.path())
+    write_random_model(&RandomSpec::new(Variant::Marian, Shape::Tiny), dir.path())
         .expect("writing the random model");
-    let device = Device::Cpu;
-    let model = tomtat::model::load_dir(dir.path(), &device).expect("loading the model");
+    let spec = dir.path().to_str().expect("UTF-8 temp dir");
+    let loaded = tomtat::pipeline::engine::load_model(
+        spec,
+        &tomtat::pipeline::engine::EngineOptions::default(),
+        false,
+    )
+    .expect("loading the model");
+    let (model, device) = (loaded.model, loaded.device);
     let vocab = model.vocab_size() as u32;
     // Ids 4.. are ordinary tokens in every family; the values do not change the cost.
     let ids: Vec<u32> = (0..BATCH * SRC_LEN)

@@ -7,11 +7,11 @@
 //! IWSLT'15 tst2012 (vi and en, one segment per line; a held-out sanity check), then
 //! compares tomtat with vietnews' own automatic split. `--errors N` lists up to N of tomtat's
 //! mistakes per data set, `--vietnews N` up to N vietnews disagreements of each kind.
-//! Data comes from ../shared/data (see `tomtat::text::eval` for the method and filters).
+//! Data comes from ../shared/data (see `tomtat::testkit::split_eval` for the method and filters).
 
 use std::process::ExitCode;
 
-use tomtat::text::eval::{self, Dataset, Disagreement, Splitter};
+use tomtat::testkit::split_eval::{self as eval, Dataset, Disagreement, Splitter};
 
 fn main() -> ExitCode {
     match run() {

@@ -1,7 +1,7 @@
 """transformers generate() on a mock seq2seq model -> tests/generate_mock_fixture.json.
 
 The mock's logits are a hash of (source ids, decoder history), computed with exact integer
-and float32 operations, and the Rust unit tests (src/generate/mock.rs `MockModel::hashed`)
+and float32 operations, and the Rust unit tests (src/testkit/mock.rs `MockModel::hashed`)
 compute the same numbers bit for bit. So the fixture checks the search bookkeeping of
 `tomtat::generate` (processors, beam candidates, finished hypotheses, length penalty, early
 stopping, multiple EOS ids) against transformers itself, independently of any real model's
@@ -34,7 +34,7 @@ def mix(x):
 
 
 def mock_logits(seed, vocab, src, hist):
-    """Same as MockModel::hashed in src/generate/mock.rs (float32 throughout)."""
+    """Same as MockModel::hashed in src/testkit/mock.rs (float32 throughout)."""
     h = seed
     for t in src:
         h = mix(h ^ t)

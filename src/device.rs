@@ -5,7 +5,7 @@ use candle_core::{DType, Device};
 use clap::{Args, ValueEnum};
 
 use crate::batch::BatchLimits;
-use crate::model::{Family, ModelConfig};
+use crate::model::{Arch, ModelConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -102,16 +102,15 @@ fn open_cuda(name: &str, _ordinal: usize) -> Result<Device, DeviceError> {
     Err(DeviceError::NoCudaFeature(name.to_string()))
 }
 
-/// The dtype to load a model in. `config` is its `config.json` (auto picks bf16 for T5).
-pub fn resolve_dtype(arg: DTypeArg, device: &Device, config: &serde_json::Value) -> DType {
+/// The dtype to load a model in (auto picks bf16 for T5).
+pub fn resolve_dtype(arg: DTypeArg, device: &Device, config: &ModelConfig) -> DType {
     match arg {
         DTypeArg::F32 => DType::F32,
         DTypeArg::F16 => DType::F16,
         DTypeArg::Bf16 => DType::BF16,
         DTypeArg::Auto if device.is_cpu() => DType::F32,
         DTypeArg::Auto => {
-            let t5 = ModelConfig::from_json(config).is_ok_and(|c| c.family == Family::T5);
-            if t5 {
+            if config.arch == Arch::T5 {
                 DType::BF16
             } else {
                 DType::F16
@@ -233,7 +232,7 @@ mod tests {
 
     #[test]
     fn auto_dtype() {
-        let cfg = marian();
+        let cfg = ModelConfig::from_json(&marian()).unwrap();
         assert_eq!(
             resolve_dtype(DTypeArg::Auto, &Device::Cpu, &cfg),
             DType::F32

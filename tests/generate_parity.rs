@@ -10,7 +10,8 @@ use candle_core::Device;
 use common::{fixture_dir, FAMILIES};
 use serde_json::Value;
 use tomtat::generate::{generate, GenerationConfig};
-use tomtat::model::{load_dir, Seq2SeqModel};
+use tomtat::model::Seq2SeqModel;
+use tomtat::pipeline::engine::{load_model, EngineOptions};
 
 struct Setting {
     name: String,
@@ -54,7 +55,12 @@ fn load_fixture(family: &str) -> Fixture {
 }
 
 fn model(family: &str) -> Box<dyn Seq2SeqModel> {
-    load_dir(&fixture_dir(family), &Device::Cpu).unwrap_or_else(|e| panic!("{family}: {e}"))
+    let dir = fixture_dir(family);
+    let spec = dir.to_str().expect("UTF-8 path");
+    let m = load_model(spec, &EngineOptions::default(), false)
+        .unwrap_or_else(|e| panic!("{family}: {e}"));
+    assert!(m.device.is_cpu());
+    m.model
 }
 
 fn count_same(got: &[Vec<u32>], want: &[Vec<u32>]) -> usize {

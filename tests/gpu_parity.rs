@@ -15,8 +15,10 @@ mod common;
 use candle_core::{DType, Device};
 use common::{agreement, argmax_ids, expected, fixture_dir as dir, masked_diff, max_abs, FAMILIES};
 use serde_json::Value;
+use tomtat::device::DTypeArg;
 use tomtat::generate::{generate, GenerationConfig};
-use tomtat::model::{load_dir_transformer_as, Seq2SeqModel, Transformer};
+use tomtat::model::{Seq2SeqModel, Transformer};
+use tomtat::pipeline::engine::load_transformer;
 
 /// The GPU, or `None` (with a note) when there is none and none is required.
 fn gpu() -> Option<Device> {
@@ -34,8 +36,13 @@ fn gpu() -> Option<Device> {
 }
 
 fn model(family: &str, dtype: DType, dev: &Device) -> Transformer {
-    load_dir_transformer_as(&dir(family), dtype, dev)
-        .unwrap_or_else(|e| panic!("{family} {dtype:?}: {e}"))
+    let arg = match dtype {
+        DType::F16 => DTypeArg::F16,
+        DType::BF16 => DTypeArg::Bf16,
+        DType::F32 => DTypeArg::F32,
+        other => panic!("no --dtype for {other:?}"),
+    };
+    load_transformer(&dir(family), arg, dev).unwrap_or_else(|e| panic!("{family} {dtype:?}: {e}"))
 }
 
 /// Encoder and teacher-forced logits against transformers: (encoder diff, logits diff,

@@ -177,8 +177,8 @@ fn download_lands_in_the_standard_cache_layout() {
     // The LFS file came through the CDN redirect.
     assert!(paths.iter().any(|p| p.starts_with("/cdn/")));
     assert!(matches!(r.dir.files.weights, WeightFiles::Safetensors(_)));
-    assert_eq!(hub::architecture(&r.dir).unwrap(), hub::Arch::Bart);
-    assert_eq!(hub::read_config(&r.dir).unwrap()["d_model"], 16);
+    assert_eq!(r.dir.config.arch, hub::Arch::Bart);
+    assert_eq!(r.dir.config.json["d_model"], 16);
     assert_eq!(
         first_value(&r.dir, "final_logits_bias"),
         vec![1.0, 2.0, 3.0]

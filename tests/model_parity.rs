@@ -10,14 +10,23 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use common::{expected, fixture_dir as dir, masked_diff, max_abs, max_abs_diff, FAMILIES};
-use tomtat::model::{
-    load_dir, load_dir_transformer, DecoderState, ModelError, Seq2SeqModel, Transformer,
-};
+use tomtat::device::DTypeArg;
+use tomtat::model::{DecoderState, ModelError, Seq2SeqModel, Transformer};
+use tomtat::pipeline::engine::{load_model, load_transformer, EngineOptions};
 
 const TOL: f32 = 1e-4;
 
 fn model(family: &str) -> Transformer {
-    load_dir_transformer(&dir(family), &Device::Cpu).unwrap_or_else(|e| panic!("{family}: {e}"))
+    load_transformer(&dir(family), DTypeArg::Auto, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{family}: {e}"))
+}
+
+/// A model directory as the product loads it (no tokenizer needed), as the trait object.
+fn load_dir(d: &std::path::Path) -> Box<dyn Seq2SeqModel> {
+    let spec = d.to_str().expect("UTF-8 path");
+    load_model(spec, &EngineOptions::default(), false)
+        .unwrap_or_else(|e| panic!("{spec}: {e}"))
+        .model
 }
 
 fn u32s(t: &Tensor) -> Tensor {
@@ -226,7 +235,7 @@ fn greedy_forced_length_matches_hf_generate() {
         }
         let srcs: Vec<Vec<u32>> = serde_json::from_value(g["sources"].clone()).unwrap();
         let want: Vec<Vec<u32>> = serde_json::from_value(s["output_ids"].clone()).unwrap();
-        let m = load_dir(&dir(fam), &Device::Cpu).unwrap();
+        let m = load_dir(&dir(fam));
         let s_max = srcs.iter().map(Vec::len).max().unwrap();
         let mut ids = vec![pad; srcs.len() * s_max];
         let mut mask = vec![0u8; srcs.len() * s_max];
@@ -355,7 +364,9 @@ fn config_and_weight_errors_are_reported() {
         .to_string();
     assert!(msg.contains("lm_head.weight"), "{msg}");
     // missing directory / file
-    let e = load_dir(&dir("does-not-exist"), &dev).err().unwrap();
+    let e = load_transformer(&dir("does-not-exist"), DTypeArg::Auto, &dev)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("config.json"), "{e}");
 }
 
@@ -414,7 +425,7 @@ fn full_size_greedy_matches_hf_and_timing() {
         .unwrap() as usize;
     let pad = inputs["pad_token_id"].as_u64().unwrap() as u32;
     let t0 = std::time::Instant::now();
-    let m = load_dir(&d, &Device::Cpu).unwrap();
+    let m = load_dir(&d);
     let load_s = t0.elapsed().as_secs_f64();
     let mut ban = vec![0f32; m.vocab_size()];
     ban[eos] = f32::NEG_INFINITY;

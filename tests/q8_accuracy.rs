@@ -11,11 +11,13 @@ mod common;
 use candle_core::{DType, Device, Tensor, D};
 use common::{agreement, argmax_ids, expected, fixture_dir as dir, FAMILIES};
 use serde_json::Value;
+use tomtat::device::DTypeArg;
 use tomtat::generate::{generate, GenerationConfig};
-use tomtat::model::{load_dir_transformer, Seq2SeqModel, Transformer};
+use tomtat::model::{Seq2SeqModel, Transformer};
+use tomtat::pipeline::engine::load_transformer;
 
 fn models(family: &str) -> (Transformer, Transformer) {
-    let f32m = load_dir_transformer(&dir(family), &Device::Cpu).expect("load");
+    let f32m = load_transformer(&dir(family), DTypeArg::Auto, &Device::Cpu).expect("load");
     let mut q8 = f32m.clone();
     q8.quantize_q8().expect("quantize");
     assert!(q8.is_q8() && !f32m.is_q8());
@@ -150,7 +152,8 @@ fn external_model_agreement() {
         eprintln!("set TOMTAT_Q8_MODEL and TOMTAT_Q8_SOURCES");
         return;
     };
-    let f = load_dir_transformer(std::path::Path::new(&model), &Device::Cpu).expect("load");
+    let f =
+        load_transformer(std::path::Path::new(&model), DTypeArg::Auto, &Device::Cpu).expect("load");
     let mut q = f.clone();
     q.quantize_q8().expect("quantize");
     let sources: Vec<Vec<u32>> = std::fs::read_to_string(&src)

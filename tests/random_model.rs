@@ -1,4 +1,4 @@
-//! `tomtat random-model` / `model::random`: tiny models of every architecture are written in
+//! `tomtat random-model` / `testkit::random_model`: tiny models of every architecture are written in
 //! the Hub layout with exactly the tensors of the HF checkpoint (names and shapes listed here
 //! independently of the writer, from transformers' `state_dict()` as `save_pretrained` stores
 //! it), deterministically per seed. scripts/check_random_model.py checks the same files with
@@ -11,7 +11,7 @@ use std::process::Command;
 
 use safetensors::SafeTensors;
 use serde_json::Value;
-use tomtat::model::random::{plan, write_random_model, Arch, RandomSpec, Shape};
+use tomtat::testkit::random_model::{plan, write_random_model, RandomSpec, Shape, Variant};
 
 fn tomtat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tomtat"))
@@ -21,7 +21,7 @@ fn shared_tokenizer() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tokenizers/opus-mt-en-mg")
 }
 
-fn tiny(arch: Arch, seed: u64) -> RandomSpec {
+fn tiny(arch: Variant, seed: u64) -> RandomSpec {
     let mut s = RandomSpec::new(arch, Shape::Tiny);
     s.seed = seed;
     s
@@ -71,14 +71,14 @@ fn f32s(bytes: &[u8], name: &str) -> Vec<f32> {
 /// The tensors of the HF checkpoint as transformers 5 `save_pretrained` writes them
 /// (MarianMTModel / BartForConditionalGeneration / MBartForConditionalGeneration /
 /// T5ForConditionalGeneration), derived from config.json alone.
-fn expected_tensors(arch: Arch, cfg: &Value) -> Shapes {
+fn expected_tensors(arch: Variant, cfg: &Value) -> Shapes {
     let mut m = Shapes::new();
     let mut add = |n: String, s: Vec<usize>| {
         assert!(m.insert(n.clone(), s).is_none(), "duplicate {n}");
     };
     let v = get(cfg, "vocab_size");
     let d = get(cfg, "d_model");
-    if matches!(arch, Arch::T5 | Arch::T5v11) {
+    if matches!(arch, Variant::T5 | Variant::T5v11) {
         let (ff, heads, inner) = (
             get(cfg, "d_ff"),
             get(cfg, "num_heads"),
@@ -155,10 +155,10 @@ fn expected_tensors(arch: Arch, cfg: &Value) -> Shapes {
             add(format!("{p}.weight"), vec![d]);
             add(format!("{p}.bias"), vec![d]);
         };
-        if arch != Arch::Marian {
+        if arch != Variant::Marian {
             ln(format!("model.{side}.layernorm_embedding"));
         }
-        if arch == Arch::Mbart {
+        if arch == Variant::Mbart {
             ln(format!("model.{side}.layer_norm"));
         }
         for i in 0..n {
@@ -182,7 +182,7 @@ fn expected_tensors(arch: Arch, cfg: &Value) -> Shapes {
             add(format!("{l}.final_layer_norm.weight"), vec![d]);
             add(format!("{l}.final_layer_norm.bias"), vec![d]);
         }
-        if arch != Arch::Marian {
+        if arch != Variant::Marian {
             // Learned positions with fairseq's offset of 2; Marian's sinusoidal table is not
             // saved.
             add(
@@ -196,7 +196,7 @@ fn expected_tensors(arch: Arch, cfg: &Value) -> Shapes {
 
 #[test]
 fn tiny_models_have_the_hf_tensors_and_configs() {
-    for arch in Arch::ALL {
+    for arch in Variant::ALL {
         let dir = write(&tiny(arch, 0));
         let cfg = json(&dir.path().join("config.json"));
         assert_eq!(cfg["model_type"], arch.model_type(), "{arch}");
@@ -305,7 +305,7 @@ fn named_shapes_match_the_real_checkpoints() {
             .collect();
         assert_eq!(got, expected_tensors(arch, &p.config), "{shape}");
     }
-    let opus = plan(&RandomSpec::new(Arch::Marian, Shape::OpusMtViEn)).unwrap();
+    let opus = plan(&RandomSpec::new(Variant::Marian, Shape::OpusMtViEn)).unwrap();
     let v = get(&opus.config, "vocab_size") as u64;
     assert_eq!(opus.config["pad_token_id"], v - 1);
     assert_eq!(opus.config["decoder_start_token_id"], v - 1);
@@ -316,7 +316,7 @@ fn named_shapes_match_the_real_checkpoints() {
     );
     assert_eq!(opus.generation_config["num_beams"], 4);
     assert_eq!(opus.generation_config["max_length"], 512);
-    let cnn = plan(&RandomSpec::new(Arch::Bart, Shape::DistilbartCnn12_6)).unwrap();
+    let cnn = plan(&RandomSpec::new(Variant::Bart, Shape::DistilbartCnn12_6)).unwrap();
     let g = &cnn.generation_config;
     assert_eq!(g["min_length"], 56);
     assert_eq!(g["max_length"], 142);
@@ -325,10 +325,10 @@ fn named_shapes_match_the_real_checkpoints() {
     assert_eq!(g["forced_bos_token_id"], 0);
     assert_eq!(g["forced_eos_token_id"], 2);
     assert_eq!(g["early_stopping"], true);
-    let flan = plan(&RandomSpec::new(Arch::T5v11, Shape::FlanT5Base)).unwrap();
+    let flan = plan(&RandomSpec::new(Variant::T5v11, Shape::FlanT5Base)).unwrap();
     assert_eq!(flan.config["feed_forward_proj"], "gated-gelu");
     assert_eq!(flan.config["tie_word_embeddings"], false);
-    let t5 = plan(&RandomSpec::new(Arch::T5, Shape::T5Small)).unwrap();
+    let t5 = plan(&RandomSpec::new(Variant::T5, Shape::T5Small)).unwrap();
     assert_eq!(t5.config["tie_word_embeddings"], true);
     assert_eq!(
         t5.config["task_specific_params"]["summarization"]["prefix"],
@@ -338,7 +338,7 @@ fn named_shapes_match_the_real_checkpoints() {
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_weights() {
-    for arch in [Arch::Marian, Arch::T5v11] {
+    for arch in [Variant::Marian, Variant::T5v11] {
         let a = write(&tiny(arch, 7));
         let b = write(&tiny(arch, 7));
         let c = write(&tiny(arch, 8));
@@ -358,7 +358,7 @@ fn same_seed_same_bytes_other_seed_other_weights() {
 
 #[test]
 fn init_is_not_degenerate() {
-    let dir = write(&tiny(Arch::Bart, 0));
+    let dir = write(&tiny(Variant::Bart, 0));
     let bytes = fs::read(dir.path().join("model.safetensors")).unwrap();
     let cfg = json(&dir.path().join("config.json"));
     let (v, d, pad) = (
@@ -406,7 +406,7 @@ fn tokenizer_dir_gives_vocab_ids_and_files() {
         panic!("{} is missing (needs ../shared)", tok.display());
     }
     let src = json(&tok.join("config.json"));
-    let mut spec = tiny(Arch::Marian, 0);
+    let mut spec = tiny(Variant::Marian, 0);
     spec.tokenizer = Some(tok.clone());
     let dir = write(&spec);
     let cfg = json(&dir.path().join("config.json"));
@@ -456,7 +456,7 @@ fn tokenizer_dir_gives_vocab_ids_and_files() {
     assert!(e.contains("smaller than the vocabulary"), "{e}");
 
     // A Marian tokenizer is not a T5 one.
-    let mut t5 = tiny(Arch::T5, 0);
+    let mut t5 = tiny(Variant::T5, 0);
     t5.tokenizer = Some(tok);
     let e = plan(&t5).unwrap_err().to_string();
     assert!(e.contains("model_type") && e.contains("marian"), "{e}");
@@ -480,7 +480,7 @@ fn tokenizer_without_config_json_is_sized_from_its_vocab() {
     )
     .unwrap();
     fs::write(tok.path().join("merges.txt"), "#version: 0.2\n").unwrap();
-    let mut spec = tiny(Arch::Bart, 0);
+    let mut spec = tiny(Variant::Bart, 0);
     spec.tokenizer = Some(tok.path().to_path_buf());
     let p = plan(&spec).unwrap();
     assert_eq!(p.config["vocab_size"], 301);
@@ -496,7 +496,7 @@ fn tokenizer_without_config_json_is_sized_from_its_vocab() {
         "model": {"type": "WordLevel", "vocab": {"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3}}
     });
     fs::write(tj.path().join("tokenizer.json"), doc.to_string()).unwrap();
-    let mut spec = tiny(Arch::T5, 0);
+    let mut spec = tiny(Variant::T5, 0);
     spec.tokenizer = Some(tj.path().to_path_buf());
     let p = plan(&spec).unwrap();
     assert_eq!(p.config["vocab_size"], 121);
@@ -529,7 +529,7 @@ fn cli_writes_a_model_and_rejects_bad_requests() {
         .output()
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let lib = write(&tiny(Arch::T5, 3));
+    let lib = write(&tiny(Variant::T5, 3));
     assert_eq!(
         fs::read(out.join("model.safetensors")).unwrap(),
         fs::read(lib.path().join("model.safetensors")).unwrap(),
@@ -575,11 +575,11 @@ fn tokenizer_fixtures_make_model_dirs_tomtat_can_open() {
             continue;
         }
         let src = json(&tok_dir.join("config.json"));
-        let archs: &[Arch] = match src["model_type"].as_str().unwrap() {
-            "marian" => &[Arch::Marian],
-            "bart" => &[Arch::Bart],
-            "mbart" => &[Arch::Mbart],
-            "t5" => &[Arch::T5, Arch::T5v11],
+        let archs: &[Variant] = match src["model_type"].as_str().unwrap() {
+            "marian" => &[Variant::Marian],
+            "bart" => &[Variant::Bart],
+            "mbart" => &[Variant::Mbart],
+            "t5" => &[Variant::T5, Variant::T5v11],
             other => panic!("{}: model_type {other}", tok_dir.display()),
         };
         for &arch in archs {
@@ -622,13 +622,13 @@ fn tokenizer_fixtures_make_model_dirs_tomtat_can_open() {
             // tomtat's hub layer accepts the directory and maps its weights.
             let md = tomtat::hub::ModelDir::open_local(out.path())
                 .unwrap_or_else(|e| panic!("{}: {e}", tok_dir.display()));
-            let hub_arch = tomtat::hub::architecture(&md).unwrap();
+            let hub_arch = md.config.arch;
             assert_eq!(hub_arch.name(), arch.model_type());
             let vb =
                 tomtat::hub::load_weights(&md, candle_core::DType::F32, &candle_core::Device::Cpu)
                     .unwrap();
             let d = get(&cfg, "d_model");
-            let emb = if matches!(arch, Arch::T5 | Arch::T5v11) {
+            let emb = if matches!(arch, Variant::T5 | Variant::T5v11) {
                 "shared.weight"
             } else {
                 "model.shared.weight"

@@ -1,7 +1,7 @@
 //! CI gate for the sentence splitter: boundary F1 on the two gold sets (method and filters in
-//! `tomtat::text::eval`), and tomtat must beat both baselines on each. Needs ../shared/data.
+//! `tomtat::testkit::split_eval`), and tomtat must beat both baselines on each. Needs ../shared/data.
 
-use tomtat::text::eval::{self, Dataset, Scores, Splitter};
+use tomtat::testkit::split_eval::{self as eval, Dataset, Scores, Splitter};
 
 fn scores(ds: &Dataset) -> [(Splitter, Scores); 3] {
     Splitter::ALL.map(|sp| (sp, eval::score(&ds.paragraphs, sp)))

@@ -20,8 +20,10 @@ use serde::Serialize;
 use super::generate::{load, Quantize};
 use super::{exit, Global};
 use crate::generate::{generate_resolved, pad_batch, EarlyStopping, GenerationConfig, Resolved};
-use crate::model::random::{self, Arch, RandomSpec, Shape, SplitMix64};
 use crate::model::Seq2SeqModel;
+use crate::testkit::random_model::{
+    self as random, RandomSpec, Shape, SplitMix64, Variant as Arch,
+};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \

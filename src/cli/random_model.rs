@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 
 use super::{exit, Global};
-use crate::model::random::{self, Arch, RandomSpec, Shape};
+use crate::testkit::random_model::{self as random, RandomSpec, Shape, Variant};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -47,14 +47,14 @@ pub enum ArchArg {
     T5v11,
 }
 
-impl From<ArchArg> for Arch {
-    fn from(a: ArchArg) -> Arch {
+impl From<ArchArg> for Variant {
+    fn from(a: ArchArg) -> Variant {
         match a {
-            ArchArg::Marian => Arch::Marian,
-            ArchArg::Bart => Arch::Bart,
-            ArchArg::Mbart => Arch::Mbart,
-            ArchArg::T5 => Arch::T5,
-            ArchArg::T5v11 => Arch::T5v11,
+            ArchArg::Marian => Variant::Marian,
+            ArchArg::Bart => Variant::Bart,
+            ArchArg::Mbart => Variant::Mbart,
+            ArchArg::T5 => Variant::T5,
+            ArchArg::T5v11 => Variant::T5v11,
         }
     }
 }
@@ -89,7 +89,7 @@ impl From<ShapeArg> for Shape {
 
 pub fn run(args: RandomModelArgs, g: Global) -> u8 {
     let shape = Shape::from(args.shape);
-    let arch = match (args.arch.map(Arch::from), shape.arch()) {
+    let arch = match (args.arch.map(Variant::from), shape.arch()) {
         (Some(a), _) => a,
         (None, Some(a)) => a,
         (None, None) => {

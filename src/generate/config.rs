@@ -128,15 +128,24 @@ impl GenerationConfig {
     /// Reads the generation config of a model directory: `generation_config.json` if present,
     /// else the generation keys of `config.json` (as transformers 5.x does).
     pub fn from_model_dir(dir: &Path) -> Result<Self, GenerateError> {
+        let config: serde_json::Value = read_json(&dir.join("config.json"))?;
+        Self::from_model_dir_with_config(dir, &config)
+    }
+
+    /// [`Self::from_model_dir`] given the directory's `config.json` (`config`) as the model
+    /// load read it: only `generation_config.json` is read here.
+    pub fn from_model_dir_with_config(
+        dir: &Path,
+        config: &serde_json::Value,
+    ) -> Result<Self, GenerateError> {
         let config_path = dir.join("config.json");
-        let config: serde_json::Value = read_json(&config_path)?;
         let gen_path = dir.join("generation_config.json");
         let generation = if gen_path.is_file() {
             Some(read_json(&gen_path)?)
         } else {
             None
         };
-        Self::from_json(generation.as_ref(), &config).map_err(|e| match e {
+        Self::from_json(generation.as_ref(), config).map_err(|e| match e {
             GenerateError::Config(msg) => GenerateError::Config(format!(
                 "{}: {msg}",
                 if generation.is_some() {

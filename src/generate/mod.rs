@@ -165,8 +165,6 @@ fn ranks_above(a: f32, b: f32) -> bool {
 }
 
 #[cfg(test)]
-pub(crate) mod mock;
-#[cfg(test)]
 mod search_tests;
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 
 use candle_core::Device;
 
-use super::mock::{mix, MockModel};
 use super::processors::{log_softmax_in_place, Scratch};
 use super::*;
+use crate::testkit::mock::{mix, MockModel};
 
 const EOS: u32 = 2;
 const PAD: u32 = 1;

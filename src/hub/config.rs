@@ -1,71 +1,29 @@
-use std::fmt;
+//! config.json as the hub layer reads it: once, when a model directory is opened.
+
 use std::path::Path;
 
-use super::{HubError, ModelDir};
+use crate::model::Arch;
 
-/// The encoder-decoder families tomtat implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Arch {
-    Marian,
-    Bart,
-    MBart,
-    /// T5, T5 v1.1 / flan-t5, mT5 (same blocks; config flags differ).
-    T5,
+use super::HubError;
+
+/// A model's config.json, read and parsed once when its directory is opened (local, cache
+/// or download): the JSON, which the loader turns into the typed
+/// [`ModelConfig`](crate::model::ModelConfig) and keeps for the keys beyond the model's shape
+/// (`prefix`, `tokenizer_class`, generation keys), and the architecture it declares.
+#[derive(Debug, Clone)]
+pub struct ConfigJson {
+    pub json: serde_json::Value,
+    /// `model_type`, else the `architectures` list.
+    pub arch: Arch,
 }
 
-impl Arch {
-    pub const ALL: [Arch; 4] = [Arch::Marian, Arch::Bart, Arch::MBart, Arch::T5];
-
-    /// The name used in manifests and config.json `model_type`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Marian => "marian",
-            Arch::Bart => "bart",
-            Arch::MBart => "mbart",
-            Arch::T5 => "t5",
-        }
+impl ConfigJson {
+    /// Reads `path`; fails on bad JSON or an architecture tomtat does not implement.
+    pub(crate) fn read(path: &Path) -> Result<Self, HubError> {
+        let json = read_json(path)?;
+        let arch = arch_from_config(&json, path)?;
+        Ok(ConfigJson { json, arch })
     }
-
-    /// From a manifest `architecture` or config.json `model_type` value.
-    pub fn from_model_type(s: &str) -> Option<Arch> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "marian" => Some(Arch::Marian),
-            "bart" => Some(Arch::Bart),
-            "mbart" => Some(Arch::MBart),
-            // mT5 (and ViT5, built on it) uses the T5 v1.1 blocks.
-            "t5" | "mt5" => Some(Arch::T5),
-            _ => None,
-        }
-    }
-
-    /// From a config.json `architectures` entry (the transformers class name).
-    pub fn from_class_name(s: &str) -> Option<Arch> {
-        match s {
-            "MarianMTModel" | "MarianModel" => Some(Arch::Marian),
-            "BartForConditionalGeneration" | "BartModel" => Some(Arch::Bart),
-            "MBartForConditionalGeneration" | "MBartModel" => Some(Arch::MBart),
-            "T5ForConditionalGeneration"
-            | "T5Model"
-            | "MT5ForConditionalGeneration"
-            | "MT5Model" => Some(Arch::T5),
-            _ => None,
-        }
-    }
-
-    pub fn supported_list() -> String {
-        Arch::ALL.map(Arch::name).join(", ")
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The model's config.json as JSON.
-pub fn read_config(dir: &ModelDir) -> Result<serde_json::Value, HubError> {
-    read_json(&dir.files.config)
 }
 
 pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, HubError> {
@@ -84,11 +42,6 @@ pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, HubError> {
 }
 
 /// The architecture config.json declares: `model_type`, else the `architectures` list.
-pub fn architecture(dir: &ModelDir) -> Result<Arch, HubError> {
-    let cfg = read_config(dir)?;
-    arch_from_config(&cfg, &dir.files.config)
-}
-
 pub(crate) fn arch_from_config(cfg: &serde_json::Value, file: &Path) -> Result<Arch, HubError> {
     let model_type = cfg.get("model_type").and_then(|v| v.as_str());
     let classes: Vec<&str> = cfg

@@ -17,7 +17,7 @@ use hf_hub::{Cache, Repo, RepoType};
 use indicatif::ProgressBar;
 use serde::Deserialize;
 
-use super::config::{arch_from_config, read_json};
+use super::config::ConfigJson;
 use super::files::{
     check_tokenizer, choose_weights, is_safe_relative, no_weights_detail, select_on_disk_full,
     shard_names, Origin, TokenizerFiles, WeightChoice, WeightFiles, CONFIG, GENERATION_CONFIG,
@@ -144,7 +144,7 @@ fn from_cache(
             offline,
         });
     };
-    let files = select_on_disk_full(&snap, &origin, true, weights)?;
+    let (files, config) = select_on_disk_full(&snap, &origin, true, weights, None)?;
     let report = files
         .paths()
         .into_iter()
@@ -157,6 +157,7 @@ fn from_cache(
             revision: Some(revision.to_string()),
             commit: Some(commit),
             files,
+            config,
         },
         report,
     ))
@@ -319,7 +320,8 @@ impl<'a> Fetcher<'a> {
             )));
         }
         let cfg = self.download(CONFIG, commit)?;
-        let arch = arch_from_config(&read_json(&cfg.path)?, &cfg.path)?;
+        let config = ConfigJson::read(&cfg.path)?;
+        let arch = config.arch;
         report.push(cfg);
 
         let mut tok = TokenizerFiles::default();
@@ -384,7 +386,8 @@ impl<'a> Fetcher<'a> {
             cache: self.opts.cache_dir.clone(),
             offline: false,
         };
-        let files = select_on_disk_full(&snap, &origin, true, weights_given)?;
+        let (files, config) =
+            select_on_disk_full(&snap, &origin, true, weights_given, Some(config))?;
         Ok((
             ModelDir {
                 root: snap,
@@ -392,6 +395,7 @@ impl<'a> Fetcher<'a> {
                 revision: Some(self.revision.to_string()),
                 commit: Some(commit.to_string()),
                 files,
+                config,
             },
             report,
         ))

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::config::{arch_from_config, read_json};
+use super::config::{read_json, ConfigJson};
 use super::{Arch, HubError};
 
 pub(crate) const CONFIG: &str = "config.json";
@@ -302,23 +302,29 @@ pub(crate) fn select_on_disk_with(
     dir: &Path,
     origin: &Origin,
     need_tokenizer: bool,
-) -> Result<ModelFiles, HubError> {
-    select_on_disk_full(dir, origin, need_tokenizer, None)
+) -> Result<(ModelFiles, ConfigJson), HubError> {
+    select_on_disk_full(dir, origin, need_tokenizer, None, None)
 }
 
 /// [`select_on_disk_with`]; `weights`, when given, are used instead of any in `dir`
-/// (safetensors from another revision of the repo).
+/// (safetensors from another revision of the repo); `parsed`, when given, is `dir`'s
+/// config.json already read (a download reads it first), so it is not read again.
 pub(crate) fn select_on_disk_full(
     dir: &Path,
     origin: &Origin,
     need_tokenizer: bool,
     weights: Option<WeightFiles>,
-) -> Result<ModelFiles, HubError> {
+    parsed: Option<ConfigJson>,
+) -> Result<(ModelFiles, ConfigJson), HubError> {
     let config = dir.join(CONFIG);
     if !config.is_file() {
         return Err(origin.missing(dir, CONFIG, format!("missing {CONFIG}")));
     }
-    let arch = arch_from_config(&read_json(&config)?, &config)?;
+    let parsed = match parsed {
+        Some(p) => p,
+        None => ConfigJson::read(&config)?,
+    };
+    let arch = parsed.arch;
     let generation_config = Some(dir.join(GENERATION_CONFIG)).filter(|p| p.is_file());
 
     let mut tokenizer = TokenizerFiles::default();
@@ -336,12 +342,13 @@ pub(crate) fn select_on_disk_full(
     }
 
     if let Some(weights) = weights {
-        return Ok(ModelFiles {
+        let files = ModelFiles {
             config,
             generation_config,
             tokenizer,
             weights,
-        });
+        };
+        return Ok((files, parsed));
     }
     let names = list_files(dir)?;
     let weights = match choose_weights(&names) {
@@ -371,12 +378,13 @@ pub(crate) fn select_on_disk_full(
             ))
         }
     };
-    Ok(ModelFiles {
+    let files = ModelFiles {
         config,
         generation_config,
         tokenizer,
         weights,
-    })
+    };
+    Ok((files, parsed))
 }
 
 /// Regular files (or symlinks to existing files) directly in `dir`, by name. Broken
@@ -496,7 +504,7 @@ mod tests {
             .to_string();
         assert!(e.contains("no usable weights"), "{e}");
         std::fs::write(dir.join(PYTORCH_BIN), "x").unwrap();
-        let f = select_on_disk_with(dir, &Origin::Local, true).unwrap();
+        let (f, _) = select_on_disk_with(dir, &Origin::Local, true).unwrap();
         assert_eq!(f.weights, WeightFiles::PytorchBin(dir.join(PYTORCH_BIN)));
         assert_eq!(f.paths().len(), 4);
         let e = select_on_disk_with(

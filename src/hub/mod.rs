@@ -3,7 +3,7 @@
 //! model manifests.
 //!
 //! Entry points: [`resolve`] (a user string -> manifest + [`ModelDir`]), [`load_weights`],
-//! [`read_config`], [`architecture`], [`builtin_manifests`].
+//! [`ModelDir::config`] (config.json, read once), [`builtin_manifests`].
 
 mod config;
 mod download;
@@ -16,7 +16,8 @@ mod weights;
 
 use std::path::{Path, PathBuf};
 
-pub use config::{architecture, read_config, Arch};
+pub use crate::model::Arch;
+pub use config::ConfigJson;
 pub use error::HubError;
 pub use files::{ModelFiles, TokenizerFiles, WeightFiles};
 pub use manifest::{
@@ -129,6 +130,8 @@ pub struct ModelDir {
     pub commit: Option<String>,
     /// The files the model needs, all under `root`.
     pub files: ModelFiles,
+    /// `files.config`, read and parsed once when the directory was opened.
+    pub config: ConfigJson,
 }
 
 impl ModelDir {
@@ -145,13 +148,15 @@ impl ModelDir {
     }
 
     fn open_local_with(dir: &Path, need_tokenizer: bool) -> Result<Self, HubError> {
-        let files = files::select_on_disk_with(dir, &files::Origin::Local, need_tokenizer)?;
+        let (files, config) =
+            files::select_on_disk_with(dir, &files::Origin::Local, need_tokenizer)?;
         Ok(ModelDir {
             root: dir.to_path_buf(),
             repo: None,
             revision: None,
             commit: None,
             files,
+            config,
         })
     }
 
@@ -312,7 +317,7 @@ fn manifest_target(m: &Manifest, base: Option<&Path>) -> Result<ModelRef, HubErr
 
 fn check_manifest_matches(m: &Manifest, dir: &ModelDir) -> Result<(), HubError> {
     let want = m.arch()?;
-    let got = architecture(dir)?;
+    let got = dir.config.arch;
     if want != got {
         return Err(HubError::Manifest {
             origin: m.origin.clone(),

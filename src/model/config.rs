@@ -1,21 +1,75 @@
 //! `config.json` of a Hub checkpoint -> the few numbers the model code needs, with
 //! transformers' defaults (configuration_marian/bart/mbart/t5/mt5.py) for missing keys.
 
+use std::fmt;
+
 use serde_json::Value;
 
 use super::{ModelError, Result};
 
-/// Model family: decides weight names and the block layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+/// The encoder-decoder architectures tomtat implements (the one architecture type: the hub
+/// layer, manifests and the model builder all use it). Decides weight names and block layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
     /// MarianMTModel: sinusoidal positions, post-LN, decoder starts from pad.
     Marian,
     /// BartForConditionalGeneration: learned positions (offset 2), layernorm_embedding, post-LN.
     Bart,
     /// MBartForConditionalGeneration: like BART but pre-LN with final layer norms.
     MBart,
-    /// T5 / mT5 (v1.0 and v1.1): RMSNorm pre-norm, relative position buckets.
+    /// T5, T5 v1.1 / flan-t5, mT5 (same blocks; config flags differ): RMSNorm pre-norm,
+    /// relative position buckets.
     T5,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::Marian, Arch::Bart, Arch::MBart, Arch::T5];
+
+    /// The name used in manifests and config.json `model_type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Marian => "marian",
+            Arch::Bart => "bart",
+            Arch::MBart => "mbart",
+            Arch::T5 => "t5",
+        }
+    }
+
+    /// From a manifest `architecture` or config.json `model_type` value.
+    pub fn from_model_type(s: &str) -> Option<Arch> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "marian" => Some(Arch::Marian),
+            "bart" => Some(Arch::Bart),
+            "mbart" => Some(Arch::MBart),
+            // mT5 (and ViT5, built on it) uses the T5 v1.1 blocks.
+            "t5" | "mt5" => Some(Arch::T5),
+            _ => None,
+        }
+    }
+
+    /// From a config.json `architectures` entry (the transformers class name).
+    pub fn from_class_name(s: &str) -> Option<Arch> {
+        match s {
+            "MarianMTModel" | "MarianModel" => Some(Arch::Marian),
+            "BartForConditionalGeneration" | "BartModel" => Some(Arch::Bart),
+            "MBartForConditionalGeneration" | "MBartModel" => Some(Arch::MBart),
+            "T5ForConditionalGeneration"
+            | "T5Model"
+            | "MT5ForConditionalGeneration"
+            | "MT5Model" => Some(Arch::T5),
+            _ => None,
+        }
+    }
+
+    pub fn supported_list() -> String {
+        Arch::ALL.map(Arch::name).join(", ")
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Feed-forward activation (transformers' ACT2FN names).
@@ -54,7 +108,8 @@ impl Activation {
 /// Everything the model code reads from `config.json`.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    pub family: Family,
+    /// The architecture (`model_type`, else `architectures`).
+    pub arch: Arch,
     /// `model_type` as written (or inferred from `architectures`).
     pub model_type: String,
     /// Encoder (source) vocabulary.
@@ -153,18 +208,12 @@ fn token_or(cfg: &Value, key: &str, default: Option<u32>) -> Result<Option<u32>>
         })
 }
 
-/// `model_type`, or the family named by `architectures[0]`.
-fn detect(cfg: &Value) -> Result<(Family, String)> {
+/// The architecture `model_type` names, else the first `architectures` entry that names one;
+/// with the `model_type` the config stands for (`mt5` for mT5 classes).
+fn detect(cfg: &Value) -> Result<(Arch, String)> {
     if let Some(mt) = get(cfg, "model_type").and_then(Value::as_str) {
-        let fam = match mt {
-            "marian" => Some(Family::Marian),
-            "bart" => Some(Family::Bart),
-            "mbart" => Some(Family::MBart),
-            "t5" | "mt5" => Some(Family::T5),
-            _ => None,
-        };
-        if let Some(f) = fam {
-            return Ok((f, mt.to_string()));
+        if let Some(a) = Arch::from_model_type(mt) {
+            return Ok((a, mt.trim().to_ascii_lowercase()));
         }
     }
     let archs: Vec<&str> = get(cfg, "architectures")
@@ -172,16 +221,13 @@ fn detect(cfg: &Value) -> Result<(Family, String)> {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     for a in &archs {
-        let found = match *a {
-            "MarianMTModel" | "MarianModel" => Some((Family::Marian, "marian")),
-            "BartForConditionalGeneration" | "BartModel" => Some((Family::Bart, "bart")),
-            "MBartForConditionalGeneration" | "MBartModel" => Some((Family::MBart, "mbart")),
-            "T5ForConditionalGeneration" | "T5Model" => Some((Family::T5, "t5")),
-            "MT5ForConditionalGeneration" | "MT5Model" => Some((Family::T5, "mt5")),
-            _ => None,
-        };
-        if let Some((f, mt)) = found {
-            return Ok((f, mt.to_string()));
+        if let Some(arch) = Arch::from_class_name(a) {
+            let mt = if a.starts_with("MT5") {
+                "mt5"
+            } else {
+                arch.name()
+            };
+            return Ok((arch, mt.to_string()));
         }
     }
     Err(ModelError::UnknownArchitecture(format!(
@@ -201,24 +247,24 @@ impl ModelConfig {
                 "config.json is not a JSON object".into(),
             ));
         }
-        let (family, model_type) = detect(cfg)?;
-        let c = match family {
-            Family::T5 => Self::t5(cfg, family, model_type)?,
-            _ => Self::bart_like(cfg, family, model_type)?,
+        let (arch, model_type) = detect(cfg)?;
+        let c = match arch {
+            Arch::T5 => Self::t5(cfg, arch, model_type)?,
+            _ => Self::bart_like(cfg, arch, model_type)?,
         };
         c.validate()?;
         Ok(c)
     }
 
-    fn bart_like(cfg: &Value, family: Family, model_type: String) -> Result<Self> {
+    fn bart_like(cfg: &Value, arch: Arch, model_type: String) -> Result<Self> {
         // Defaults differ per family only in token ids and vocab (see configuration_*.py).
-        let (vocab, pad, eos, bos, start, forced_eos) = match family {
-            Family::Marian => (58101, Some(58100), Some(0), None, Some(58100), Some(0)),
-            Family::Bart => (50265, Some(1), Some(2), Some(0), Some(2), Some(2)),
+        let (vocab, pad, eos, bos, start, forced_eos) = match arch {
+            Arch::Marian => (58101, Some(58100), Some(0), None, Some(58100), Some(0)),
+            Arch::Bart => (50265, Some(1), Some(2), Some(0), Some(2), Some(2)),
             _ => (50265, Some(1), Some(2), Some(0), None, Some(2)),
         };
         let vocab_size = usize_or(cfg, "vocab_size", vocab)?;
-        let decoder_vocab_size = if family == Family::Marian {
+        let decoder_vocab_size = if arch == Arch::Marian {
             usize_or(cfg, "decoder_vocab_size", vocab_size)?
         } else {
             vocab_size
@@ -236,7 +282,7 @@ impl ModelConfig {
             )));
         }
         Ok(Self {
-            family,
+            arch,
             model_type,
             vocab_size,
             decoder_vocab_size,
@@ -257,7 +303,7 @@ impl ModelConfig {
             relative_attention_num_buckets: 0,
             relative_attention_max_distance: 0,
             tie_word_embeddings: bool_or(cfg, "tie_word_embeddings", true)?,
-            share_encoder_decoder_embeddings: family != Family::Marian
+            share_encoder_decoder_embeddings: arch != Arch::Marian
                 || bool_or(cfg, "share_encoder_decoder_embeddings", true)?,
             scale_decoder_outputs: false,
             pad_token_id: token_or(cfg, "pad_token_id", pad)?,
@@ -268,7 +314,7 @@ impl ModelConfig {
         })
     }
 
-    fn t5(cfg: &Value, family: Family, model_type: String) -> Result<Self> {
+    fn t5(cfg: &Value, arch: Arch, model_type: String) -> Result<Self> {
         let mt5 = model_type == "mt5";
         let proj = str_or(
             cfg,
@@ -308,7 +354,7 @@ impl ModelConfig {
             return Err(ModelError::Config("num_heads is 0".into()));
         }
         Ok(Self {
-            family,
+            arch,
             model_type,
             vocab_size,
             decoder_vocab_size: vocab_size,
@@ -353,7 +399,7 @@ impl ModelConfig {
                 return Err(ModelError::Config(format!("{k} is 0")));
             }
         }
-        if self.family == Family::T5 {
+        if self.arch == Arch::T5 {
             let nb = self.relative_attention_num_buckets;
             if nb < 4 || self.relative_attention_max_distance < nb / 2 {
                 return Err(ModelError::Config(format!(
@@ -377,7 +423,7 @@ mod tests {
     #[test]
     fn defaults_follow_transformers() {
         let c = ModelConfig::from_json(&json!({"model_type": "marian"})).unwrap();
-        assert_eq!(c.family, Family::Marian);
+        assert_eq!(c.arch, Arch::Marian);
         assert_eq!((c.vocab_size, c.decoder_vocab_size), (58101, 58101));
         assert_eq!(c.pad_token_id, Some(58100));
         assert_eq!(c.decoder_start_token_id, Some(58100));
@@ -385,7 +431,7 @@ mod tests {
 
         let c = ModelConfig::from_json(&json!({"architectures": ["T5ForConditionalGeneration"]}))
             .unwrap();
-        assert_eq!(c.family, Family::T5);
+        assert_eq!(c.arch, Arch::T5);
         assert!(c.scale_decoder_outputs && !c.gated_ffn);
         assert_eq!(c.activation, Activation::Relu);
 

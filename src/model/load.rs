@@ -1,9 +1,9 @@
-//! Family-specific weight names -> the shared blocks (`layers.rs`) -> a [`Transformer`].
+//! Architecture-specific weight names -> the shared blocks (`layers.rs`) -> a [`Transformer`].
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use super::config::{Family, ModelConfig};
+use super::config::{Arch, ModelConfig};
 use super::layers::{
     Attention, Embedding, EmbeddingTable, FeedForward, Norm, Positions, RelativeBias,
 };
@@ -173,7 +173,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder, lo: LoadOptions) -> Resu
     } else {
         root.clone()
     };
-    let pre_norm = cfg.family == Family::MBart;
+    let pre_norm = cfg.arch == Arch::MBart;
     let scale = if cfg.scale_embedding {
         Some((d as f64).sqrt())
     } else {
@@ -210,7 +210,7 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder, lo: LoadOptions) -> Resu
     let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, enc_w, dec_w, scale);
     let max_pos = cfg.max_position_embeddings.unwrap_or(1024);
     let positions = |side: &str| -> Result<Positions> {
-        if cfg.family == Family::Marian {
+        if cfg.arch == Arch::Marian {
             Positions::sinusoidal(max_pos, d, root.dtype(), &device)
         } else {
             let t = tensor(
@@ -222,8 +222,8 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder, lo: LoadOptions) -> Resu
         }
     };
     let embed_norm = |side: &str| -> Result<Option<Norm>> {
-        match cfg.family {
-            Family::Marian => Ok(None),
+        match cfg.arch {
+            Arch::Marian => Ok(None),
             _ => Ok(Some(layer_norm(
                 &vb.pp(side).pp("layernorm_embedding"),
                 d,
@@ -232,8 +232,8 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder, lo: LoadOptions) -> Resu
         }
     };
     let final_norm = |side: &str| -> Result<Option<Norm>> {
-        match cfg.family {
-            Family::MBart => Ok(Some(layer_norm(&vb.pp(side).pp("layer_norm"), d, eps)?)),
+        match cfg.arch {
+            Arch::MBart => Ok(Some(layer_norm(&vb.pp(side).pp("layer_norm"), d, eps)?)),
             _ => Ok(None),
         }
     };
@@ -425,8 +425,8 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder, lo: LoadOptions) -> Result<Transf
 
 /// Build the model for `cfg` from the checkpoint behind `vb` (root prefix).
 pub fn build(cfg: &ModelConfig, vb: &VarBuilder, lo: LoadOptions) -> Result<Transformer> {
-    let mut m = match cfg.family {
-        Family::T5 => load_t5(cfg, vb, lo)?,
+    let mut m = match cfg.arch {
+        Arch::T5 => load_t5(cfg, vb, lo)?,
         _ => load_bart_like(cfg, vb, lo)?,
     };
     if !m.device.is_cpu() && crate::kernels::cuda::enabled() {

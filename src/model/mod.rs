@@ -4,9 +4,7 @@
 //! then a [`DecoderState`] is stepped one token per row, returning logits, and its rows can be
 //! reordered / dropped (beam search, finished sequences leaving the batch).
 
-use std::path::Path;
-
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
 pub mod config;
 pub mod layers;
@@ -14,10 +12,8 @@ pub mod linear;
 mod load;
 pub mod transformer;
 
-pub use config::{Activation, Family, ModelConfig};
+pub use config::{Activation, Arch, ModelConfig};
 pub use transformer::Transformer;
-
-pub mod random;
 
 /// Tests: the largest absolute difference of two tensors.
 #[cfg(test)]
@@ -144,11 +140,8 @@ pub fn from_config(
     config: &serde_json::Value,
     vb: candle_nn::VarBuilder,
 ) -> Result<Box<dyn Seq2SeqModel>> {
-    Ok(Box::new(load_transformer(
-        config,
-        &vb,
-        LoadOptions::default(),
-    )?))
+    let cfg = ModelConfig::from_json(config)?;
+    Ok(Box::new(build(&cfg, &vb, LoadOptions::default())?))
 }
 
 /// How to build a model from its weights.
@@ -158,54 +151,13 @@ pub struct LoadOptions {
     pub q8: bool,
 }
 
-/// [`from_config`] returning the concrete type (exposes `config()` and `decode_full`).
-pub fn load_transformer(
-    config: &serde_json::Value,
+/// The model `cfg` describes from the checkpoint behind `vb`, as the concrete type (exposes
+/// `config()` and `decode_full`). Loading a model directory is
+/// [`crate::pipeline::engine::load_model`]'s job (tests use its `load_transformer`).
+pub fn build(
+    cfg: &ModelConfig,
     vb: &candle_nn::VarBuilder,
     opts: LoadOptions,
 ) -> Result<Transformer> {
-    let cfg = ModelConfig::from_json(config)?;
-    load::build(&cfg, vb, opts)
-}
-
-/// Read `config.json` of a model directory.
-pub fn read_config(dir: &Path) -> Result<serde_json::Value> {
-    let path = dir.join("config.json");
-    let io = |msg: String| ModelError::Io {
-        path: path.display().to_string(),
-        msg,
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| io(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| io(format!("invalid JSON: {e}")))
-}
-
-/// Load `dir/config.json` + `dir/model.safetensors` (memory-mapped) as f32 on `device`.
-pub fn load_dir(dir: &Path, device: &Device) -> Result<Box<dyn Seq2SeqModel>> {
-    Ok(Box::new(load_dir_transformer(dir, device)?))
-}
-
-/// [`load_dir`] returning the concrete type.
-pub fn load_dir_transformer(dir: &Path, device: &Device) -> Result<Transformer> {
-    load_dir_transformer_as(dir, DType::F32, device)
-}
-
-/// [`load_dir_transformer`] with the weights (and so the activations) in `dtype`, e.g. f16 on
-/// a GPU; logits are f32 whatever the dtype.
-pub fn load_dir_transformer_as(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
-    let config = read_config(dir)?;
-    let weights = dir.join("model.safetensors");
-    if !weights.is_file() {
-        return Err(ModelError::Io {
-            path: weights.display().to_string(),
-            msg: "not found (only model.safetensors checkpoints are supported)".into(),
-        });
-    }
-    // SAFETY: the file is mapped read-only; as with every mmap, it must not be truncated
-    // while the model is alive (model files are not modified while tomtat runs).
-    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) }
-        .map_err(|e| ModelError::Io {
-            path: weights.display().to_string(),
-            msg: e.to_string(),
-        })?;
-    load_transformer(&config, &vb, LoadOptions::default())
+    load::build(cfg, vb, opts)
 }

@@ -1,13 +1,15 @@
 //! A loaded model with its tokenizer and generation settings: the real [`TextGenerator`].
 
-use candle_core::Device;
+use std::path::Path;
+
+use candle_core::{DType, Device};
 
 use super::{Lengths, ModelInfo, PipelineError, TextGenerator};
 use crate::batch::BatchLimits;
 use crate::device::{resolve_dtype, DTypeArg, MemProfile};
 use crate::generate::{generate_resolved, GenerationConfig};
 use crate::hub::{self, HubOptions, Manifest};
-use crate::model::Seq2SeqModel;
+use crate::model::{ModelConfig, Seq2SeqModel, Transformer};
 use crate::tokenize::Tokenizer;
 
 /// How to load engines.
@@ -66,8 +68,11 @@ pub struct Engine {
 /// all load through [`load_model`].
 pub struct LoadedModel {
     pub manifest: Option<Manifest>,
+    /// The model's files; `dir.config` is its config.json, read once when the directory was
+    /// opened (its JSON also serves the keys beyond the model's shape, e.g. `prefix`).
     pub dir: hub::ModelDir,
-    pub config: serde_json::Value,
+    /// `dir.config` as the typed settings the model was built from.
+    pub config: ModelConfig,
     pub model: Box<dyn Seq2SeqModel>,
     /// `None` only when asked with `need_tokenizer = false` and the directory has none.
     pub tokenizer: Option<Tokenizer>,
@@ -82,7 +87,7 @@ impl LoadedModel {
     pub fn prefix(&self, summarizer: bool) -> String {
         match &self.manifest {
             Some(m) if !m.prefix.is_empty() => m.prefix.clone(),
-            _ => config_prefix(&self.config, summarizer).unwrap_or_default(),
+            _ => config_prefix(&self.dir.config.json, summarizer).unwrap_or_default(),
         }
     }
 }
@@ -108,12 +113,20 @@ pub fn load_model(
     } else {
         hub::resolve(spec, &hub_opts).map_err(|e| model_err(&e))?
     };
+    load_opened(manifest, dir, opts, need_tokenizer)
+}
+
+/// [`load_model`] once `spec` names an opened directory. Everything here takes config.json
+/// from `dir.config` (read when the directory was opened), never from the file again.
+fn load_opened(
+    manifest: Option<Manifest>,
+    dir: hub::ModelDir,
+    opts: &EngineOptions,
+    need_tokenizer: bool,
+) -> Result<LoadedModel, PipelineError> {
+    let model_err = |e: &dyn std::fmt::Display| PipelineError::Model(e.to_string());
     let device = parse_device(&opts.device)?;
-    let config = hub::read_config(&dir).map_err(|e| model_err(&e))?;
-    let dtype = resolve_dtype(opts.dtype, &device, &config);
-    let vb = hub::load_weights(&dir, dtype, &device).map_err(|e| model_err(&e))?;
-    let model = build_model(&config, &vb, opts.quantize)
-        .map_err(|e| PipelineError::Model(format!("{}: {e}", dir.display_name())))?;
+    let (config, model, dtype) = build_from_dir(&dir, opts.dtype, opts.quantize, &device)?;
     // Keyword arguments the manifest gives the tokenizer, as the model card passes them.
     let kwargs: Vec<(&str, &str)> = manifest
         .as_ref()
@@ -121,12 +134,13 @@ pub fn load_model(
         .map(|l| ("src_lang", l))
         .into_iter()
         .collect();
-    let tokenizer = match Tokenizer::from_dir_with(&dir.root, &kwargs) {
+    let tokenizer = match Tokenizer::from_dir_with_config(&dir.root, &kwargs, &dir.config.json) {
         Ok(t) => Some(t),
         Err(_) if !need_tokenizer => None,
         Err(e) => return Err(PipelineError::Tokenize(e.to_string())),
     };
-    let mut gen = GenerationConfig::from_model_dir(&dir.root).map_err(|e| model_err(&e))?;
+    let mut gen = GenerationConfig::from_model_dir_with_config(&dir.root, &dir.config.json)
+        .map_err(|e| model_err(&e))?;
     if let Some(m) = &manifest {
         apply_manifest(&mut gen, m, tokenizer.as_ref())?;
     }
@@ -137,7 +151,7 @@ pub fn load_model(
         manifest,
         dir,
         config,
-        model,
+        model: Box::new(model),
         tokenizer,
         gen,
         device,
@@ -145,20 +159,51 @@ pub fn load_model(
     })
 }
 
+/// The model half of [`load_model`]: `dir`'s config.json (read when `dir` was opened) as
+/// typed settings, the dtype they call for, the weights, the model.
+fn build_from_dir(
+    dir: &hub::ModelDir,
+    dtype: DTypeArg,
+    quantize: bool,
+    device: &Device,
+) -> Result<(ModelConfig, Transformer, DType), PipelineError> {
+    let named =
+        |e: crate::model::ModelError| PipelineError::Model(format!("{}: {e}", dir.display_name()));
+    let config = ModelConfig::from_json(&dir.config.json).map_err(named)?;
+    let dtype = resolve_dtype(dtype, device, &config);
+    let vb =
+        hub::load_weights(dir, dtype, device).map_err(|e| PipelineError::Model(e.to_string()))?;
+    let model = build_model(&config, &vb, quantize).map_err(named)?;
+    Ok((config, model, dtype))
+}
+
+/// A model directory (tokenizer files optional) loaded the way [`load_model`] loads it (same
+/// directory checks, one read of config.json, dtype choice, weights and build), returned as
+/// the concrete [`Transformer`]: the parity tests and benches need `decode_full`, `config()`
+/// and `quantize_q8`.
+pub fn load_transformer(
+    dir: &Path,
+    dtype: DTypeArg,
+    device: &Device,
+) -> Result<Transformer, PipelineError> {
+    let dir = hub::ModelDir::open_local_without_tokenizer(dir)
+        .map_err(|e| PipelineError::Model(e.to_string()))?;
+    Ok(build_from_dir(&dir, dtype, false, device)?.1)
+}
+
 /// The model of `config`, its projections int8 with `quantize` (CPU, f32 weights).
 pub fn build_model(
-    config: &serde_json::Value,
+    config: &ModelConfig,
     vb: &candle_nn::VarBuilder,
     quantize: bool,
-) -> Result<Box<dyn Seq2SeqModel>, crate::model::ModelError> {
-    if !quantize {
-        return crate::model::from_config(config, vb.clone());
+) -> Result<Transformer, crate::model::ModelError> {
+    let opts = crate::model::LoadOptions { q8: quantize };
+    let mut m = crate::model::build(config, vb, opts)?;
+    if quantize {
+        // covers anything the load kept in f32 (e.g. non-CPU devices give a clear error)
+        m.quantize_q8()?;
     }
-    let opts = crate::model::LoadOptions { q8: true };
-    let mut m = crate::model::load_transformer(config, vb, opts)?;
-    // covers anything the load kept in f32 (e.g. non-CPU devices give a clear error)
-    m.quantize_q8()?;
-    Ok(Box::new(m))
+    Ok(m)
 }
 
 impl Engine {
@@ -183,13 +228,15 @@ impl Engine {
             .as_ref()
             .map(|m| m.max_input_tokens)
             .or_else(|| {
-                config
+                dir.config
+                    .json
                     .get("max_position_embeddings")
                     .and_then(|v| v.as_u64())
                     .map(|v| v as usize)
             })
             .or_else(|| {
-                config
+                dir.config
+                    .json
                     .get("n_positions")
                     .and_then(|v| v.as_u64())
                     .map(|v| v as usize)
@@ -203,23 +250,19 @@ impl Engine {
             repo: dir.repo.clone(),
             revision: dir.commit.clone().or_else(|| dir.revision.clone()),
         };
-        let mem = match (
-            device.is_cpu(),
-            crate::model::ModelConfig::from_json(&config),
-        ) {
-            (false, Ok(cfg)) => {
-                let r = gen
-                    .resolve(model.vocab_size())
-                    .map_err(|e| PipelineError::Model(e.to_string()))?;
-                Some(MemProfile::new(
-                    &cfg,
-                    dtype,
-                    r.num_beams,
-                    r.max_length,
-                    max_source,
-                ))
-            }
-            _ => None,
+        let mem = if device.is_cpu() {
+            None
+        } else {
+            let r = gen
+                .resolve(model.vocab_size())
+                .map_err(|e| PipelineError::Model(e.to_string()))?;
+            Some(MemProfile::new(
+                &config,
+                dtype,
+                r.num_beams,
+                r.max_length,
+                max_source,
+            ))
         };
         Ok(Engine {
             mem,
@@ -405,6 +448,27 @@ mod tests {
         apply_manifest(&mut gen, &m, Some(&tok)).unwrap();
         assert_eq!(gen.decoder_start_token_id, Some(en));
         assert_eq!(gen.forced_bos_token_id, None);
+    }
+
+    /// config.json is read once, when the directory is opened: the rest of the load (typed
+    /// config, dtype, model, tokenizer, generation settings) works from that read even when
+    /// the file is garbage by then.
+    #[test]
+    fn a_load_reads_config_json_once() {
+        use crate::testkit::random_model::{write_random_model, RandomSpec, Shape, Variant};
+        let d = tempfile::tempdir().unwrap();
+        let mut spec = RandomSpec::new(Variant::Marian, Shape::Tiny);
+        let tok = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tokenizers/marian-vi-en");
+        spec.tokenizer = Some(tok);
+        write_random_model(&spec, d.path()).unwrap();
+        let dir = hub::ModelDir::open_local(d.path()).unwrap();
+        std::fs::write(d.path().join("config.json"), "not JSON").unwrap();
+        let m = load_opened(None, dir, &EngineOptions::default(), true).unwrap();
+        assert_eq!(m.config.arch, crate::model::Arch::Marian);
+        assert!(m.tokenizer.is_some());
+        // the file itself is unreadable now: a second read would have failed
+        assert!(hub::ModelDir::open_local(d.path()).is_err());
     }
 
     #[test]

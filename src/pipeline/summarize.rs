@@ -239,8 +239,9 @@ pub fn summarize_docs(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{mock::Mock, process_batch, report::Stats, Options, Stages};
+    use super::super::{process_batch, report::Stats, Options, Stages};
     use crate::io::Document;
+    use crate::testkit::pipeline_mock::Mock;
     use serde_json::Map;
 
     #[test]

@@ -373,9 +373,10 @@ pub(crate) fn round(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{mock::Mock, process_batch, report::Stats, Options, Stages};
+    use super::super::{process_batch, report::Stats, Options, Stages};
     use super::*;
     use crate::batch::BatchLimits;
+    use crate::testkit::pipeline_mock::Mock;
     use serde_json::Map;
 
     fn doc(id: &str, text: &str) -> Document {

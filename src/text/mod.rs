@@ -5,14 +5,13 @@
 //! text to the translator. Splitting never fails and never panics, whatever the input.
 //!
 //! The sentence rules live in `sentence.rs`, the abbreviation lists in `abbreviations.txt`,
-//! and [`eval`] measures the splitter against gold data (used by `examples/split_eval.rs`
-//! and `tests/split_eval.rs`).
+//! and [`crate::testkit::split_eval`] measures the splitter against gold data (used by
+//! `examples/split_eval.rs` and `tests/split_eval.rs`).
 
 use std::borrow::Cow;
 
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
-pub mod eval;
 mod lexicon;
 mod sentence;
 

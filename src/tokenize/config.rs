@@ -61,11 +61,23 @@ fn token_of(v: &Value) -> Option<SpecialToken> {
 }
 
 impl HubConfig {
-    pub(crate) fn load(dir: &Path) -> Result<Self, TokenizeError> {
+    /// The files in `dir`; `model`, when given, is `dir`'s `config.json` already read (a model
+    /// load reads it once), so only the tokenizer's own files are read here.
+    pub(crate) fn load_with(dir: &Path, model: Option<&Value>) -> Result<Self, TokenizeError> {
+        let model = match model {
+            None => read_object(&dir.join("config.json"))?,
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => {
+                return Err(TokenizeError::Json {
+                    path: dir.join("config.json"),
+                    reason: "expected a JSON object".into(),
+                })
+            }
+        };
         Ok(HubConfig {
             tokenizer: read_object(&dir.join("tokenizer_config.json"))?,
             special_map: read_object(&dir.join("special_tokens_map.json"))?,
-            model: read_object(&dir.join("config.json"))?,
+            model,
         })
     }
 
@@ -213,13 +225,15 @@ mod tests {
         )
         .unwrap();
         std::fs::write(d.path().join("config.json"), r#"{"pad_token_id": 7}"#).unwrap();
-        let c = HubConfig::load(d.path()).unwrap();
+        let c = HubConfig::load_with(d.path(), None).unwrap();
         assert_eq!(c.special("eos_token").unwrap().content, "</s>");
         assert_eq!(c.special("pad_token").unwrap().content, "<pad>");
         assert!(c.special("mask_token").unwrap().lstrip);
         assert_eq!(c.model_id("pad_token_id"), Some(7));
         std::fs::write(d.path().join("config.json"), "{not json").unwrap();
-        let e = HubConfig::load(d.path()).unwrap_err().to_string();
+        let e = HubConfig::load_with(d.path(), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("config.json"), "{e}");
     }
 }

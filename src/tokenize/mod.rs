@@ -214,12 +214,30 @@ impl Tokenizer {
     /// as `AutoTokenizer.from_pretrained(dir, src_lang="vi_VN")` does: repos that ship no
     /// tokenizer_config (vinai-translate) get their source language this way.
     pub fn from_dir_with(dir: &Path, kwargs: &[(&str, &str)]) -> Result<Self, TokenizeError> {
+        Self::load(dir, kwargs, None)
+    }
+
+    /// [`Tokenizer::from_dir_with`] given the model's `config.json` (`model_config`) as the
+    /// model load read it, so it is not read again.
+    pub fn from_dir_with_config(
+        dir: &Path,
+        kwargs: &[(&str, &str)],
+        model_config: &serde_json::Value,
+    ) -> Result<Self, TokenizeError> {
+        Self::load(dir, kwargs, Some(model_config))
+    }
+
+    fn load(
+        dir: &Path,
+        kwargs: &[(&str, &str)],
+        model_config: Option<&serde_json::Value>,
+    ) -> Result<Self, TokenizeError> {
         if !dir.is_dir() {
             return Err(TokenizeError::NotADirectory {
                 path: dir.to_path_buf(),
             });
         }
-        let mut cfg = HubConfig::load(dir)?;
+        let mut cfg = HubConfig::load_with(dir, model_config)?;
         for (k, v) in kwargs {
             cfg.set_tokenizer_kwarg(k, v);
         }

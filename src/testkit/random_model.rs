@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use safetensors::tensor::{Dtype, View};
 use serde_json::{json, Map, Value};
 
-use super::{ModelError, Result};
+use crate::model::{Arch, ModelError, Result};
 
 /// transformers release whose `save_pretrained` output the JSON files reproduce.
 pub const TRANSFORMERS_VERSION: &str = "5.24.0";
@@ -48,9 +48,10 @@ pub const TOKENIZER_FILES: &[&str] = &[
     "merges.txt",
 ];
 
-/// Model architecture (HF class family).
+/// What the writer writes: an architecture ([`crate::model::Arch`]) and, for T5, which
+/// flavour (v1.0 or v1.1). The `random-model --arch` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Arch {
+pub enum Variant {
     /// `MarianMTModel`: post-LN, swish, sinusoidal positions, tied head, `final_logits_bias`.
     Marian,
     /// `BartForConditionalGeneration`: post-LN, gelu, learned positions (+2 offset).
@@ -63,48 +64,59 @@ pub enum Arch {
     T5v11,
 }
 
-impl Arch {
-    pub const ALL: [Arch; 5] = [Arch::Marian, Arch::Bart, Arch::Mbart, Arch::T5, Arch::T5v11];
+impl Variant {
+    pub const ALL: [Variant; 5] = [
+        Variant::Marian,
+        Variant::Bart,
+        Variant::Mbart,
+        Variant::T5,
+        Variant::T5v11,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Arch::Marian => "marian",
-            Arch::Bart => "bart",
-            Arch::Mbart => "mbart",
-            Arch::T5 => "t5",
-            Arch::T5v11 => "t5v11",
+            Variant::Marian => "marian",
+            Variant::Bart => "bart",
+            Variant::Mbart => "mbart",
+            Variant::T5 => "t5",
+            Variant::T5v11 => "t5v11",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Arch> {
-        Arch::ALL.into_iter().find(|a| a.name() == s)
+    pub fn parse(s: &str) -> Option<Variant> {
+        Variant::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// The architecture this variant is a model of.
+    pub fn arch(self) -> Arch {
+        match self {
+            Variant::Marian => Arch::Marian,
+            Variant::Bart => Arch::Bart,
+            Variant::Mbart => Arch::MBart,
+            Variant::T5 | Variant::T5v11 => Arch::T5,
+        }
     }
 
     /// `model_type` in config.json.
     pub fn model_type(self) -> &'static str {
-        match self {
-            Arch::Marian => "marian",
-            Arch::Bart => "bart",
-            Arch::Mbart => "mbart",
-            Arch::T5 | Arch::T5v11 => "t5",
-        }
+        self.arch().name()
     }
 
     fn class_name(self) -> &'static str {
         match self {
-            Arch::Marian => "MarianMTModel",
-            Arch::Bart => "BartForConditionalGeneration",
-            Arch::Mbart => "MBartForConditionalGeneration",
-            Arch::T5 | Arch::T5v11 => "T5ForConditionalGeneration",
+            Variant::Marian => "MarianMTModel",
+            Variant::Bart => "BartForConditionalGeneration",
+            Variant::Mbart => "MBartForConditionalGeneration",
+            Variant::T5 | Variant::T5v11 => "T5ForConditionalGeneration",
         }
     }
 
     fn is_t5(self) -> bool {
-        matches!(self, Arch::T5 | Arch::T5v11)
+        matches!(self, Variant::T5 | Variant::T5v11)
     }
 }
 
-impl std::fmt::Display for Arch {
+impl std::fmt::Display for Variant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
@@ -152,13 +164,13 @@ impl Shape {
     }
 
     /// The architecture of a named shape; `None` for `Tiny` (which fits every arch).
-    pub fn arch(self) -> Option<Arch> {
+    pub fn arch(self) -> Option<Variant> {
         match self {
             Shape::Tiny => None,
-            Shape::OpusMtViEn => Some(Arch::Marian),
-            Shape::DistilbartCnn12_6 | Shape::BartLargeCnn => Some(Arch::Bart),
-            Shape::T5Small => Some(Arch::T5),
-            Shape::FlanT5Base => Some(Arch::T5v11),
+            Shape::OpusMtViEn => Some(Variant::Marian),
+            Shape::DistilbartCnn12_6 | Shape::BartLargeCnn => Some(Variant::Bart),
+            Shape::T5Small => Some(Variant::T5),
+            Shape::FlanT5Base => Some(Variant::T5v11),
         }
     }
 }
@@ -172,7 +184,7 @@ impl std::fmt::Display for Shape {
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct RandomSpec {
-    pub arch: Arch,
+    pub arch: Variant,
     pub shape: Shape,
     /// Vocabulary size; default: the tokenizer's, else the shape's. With a tokenizer it may
     /// only grow the vocabulary (real checkpoints pad it, e.g. T5's 32100 -> 32128).
@@ -184,7 +196,7 @@ pub struct RandomSpec {
 }
 
 impl RandomSpec {
-    pub fn new(arch: Arch, shape: Shape) -> Self {
+    pub fn new(arch: Variant, shape: Shape) -> Self {
         RandomSpec {
             arch,
             shape,
@@ -257,7 +269,7 @@ impl TensorPlan {
 /// Everything that will be written, resolved from a [`RandomSpec`].
 #[derive(Debug, Clone)]
 pub struct ModelPlan {
-    pub arch: Arch,
+    pub arch: Variant,
     pub shape: Shape,
     pub dims: Dims,
     pub ids: SpecialIds,
@@ -368,7 +380,7 @@ pub fn plan(spec: &RandomSpec) -> Result<ModelPlan> {
     })
 }
 
-fn shape_dims(arch: Arch, shape: Shape) -> Dims {
+fn shape_dims(arch: Variant, shape: Shape) -> Dims {
     let tiny = Dims {
         d_model: 32,
         encoder_layers: 2,
@@ -377,12 +389,12 @@ fn shape_dims(arch: Arch, shape: Shape) -> Dims {
         ffn_dim: 64,
         d_kv: 8,
         vocab_size: 1000,
-        max_positions: if arch == Arch::Marian { 512 } else { 256 },
+        max_positions: if arch == Variant::Marian { 512 } else { 256 },
         activation: match arch {
-            Arch::Marian => "swish",
-            Arch::Bart | Arch::Mbart => "gelu",
-            Arch::T5 => "relu",
-            Arch::T5v11 => "gated-gelu",
+            Variant::Marian => "swish",
+            Variant::Bart | Variant::Mbart => "gelu",
+            Variant::T5 => "relu",
+            Variant::T5v11 => "gated-gelu",
         },
         rel_buckets: 32,
         rel_max_distance: 128,
@@ -439,11 +451,11 @@ fn shape_dims(arch: Arch, shape: Shape) -> Dims {
 }
 
 /// The special ids of the real models of each family, for a vocabulary of size `v`.
-fn default_ids(arch: Arch, v: usize) -> SpecialIds {
+fn default_ids(arch: Variant, v: usize) -> SpecialIds {
     let last = (v - 1) as u32;
     match arch {
         // opus-mt: <pad> is the last id and starts decoding; </s> = 0.
-        Arch::Marian => SpecialIds {
+        Variant::Marian => SpecialIds {
             pad: last,
             eos: 0,
             bos: Some(0),
@@ -451,7 +463,7 @@ fn default_ids(arch: Arch, v: usize) -> SpecialIds {
             forced_bos: None,
             forced_eos: Some(0),
         },
-        Arch::Bart => SpecialIds {
+        Variant::Bart => SpecialIds {
             pad: 1,
             eos: 2,
             bos: Some(0),
@@ -461,7 +473,7 @@ fn default_ids(arch: Arch, v: usize) -> SpecialIds {
         },
         // Language codes sit at the end of an mBART vocabulary; decoding starts from the
         // target one (vinai-translate style), here the last id.
-        Arch::Mbart => SpecialIds {
+        Variant::Mbart => SpecialIds {
             pad: 1,
             eos: 2,
             bos: Some(0),
@@ -469,7 +481,7 @@ fn default_ids(arch: Arch, v: usize) -> SpecialIds {
             forced_bos: None,
             forced_eos: Some(2),
         },
-        Arch::T5 | Arch::T5v11 => SpecialIds {
+        Variant::T5 | Variant::T5v11 => SpecialIds {
             pad: 0,
             eos: 1,
             bos: None,
@@ -494,7 +506,7 @@ struct IdOverrides {
 }
 
 impl IdOverrides {
-    fn apply(&self, ids: &mut SpecialIds, arch: Arch) {
+    fn apply(&self, ids: &mut SpecialIds, arch: Variant) {
         if let Some(p) = self.pad {
             ids.pad = p;
         }
@@ -517,9 +529,9 @@ impl IdOverrides {
         // Marian and T5 start from <pad>, BART from </s>.
         if self.decoder_start.is_none() {
             match arch {
-                Arch::Marian | Arch::T5 | Arch::T5v11 => ids.decoder_start = ids.pad,
-                Arch::Bart => ids.decoder_start = ids.eos,
-                Arch::Mbart => {}
+                Variant::Marian | Variant::T5 | Variant::T5v11 => ids.decoder_start = ids.pad,
+                Variant::Bart => ids.decoder_start = ids.eos,
+                Variant::Mbart => {}
             }
         }
     }
@@ -561,7 +573,7 @@ fn required_id(cfg: &Value, key: &str, path: &Path) -> Result<Option<u32>> {
     }
 }
 
-fn read_tokenizer_dir(dir: &Path, arch: Arch) -> Result<TokenizerDir> {
+fn read_tokenizer_dir(dir: &Path, arch: Variant) -> Result<TokenizerDir> {
     if !dir.is_dir() {
         return Err(err(format!(
             "tokenizer directory {} does not exist",
@@ -645,12 +657,12 @@ fn read_tokenizer_dir(dir: &Path, arch: Arch) -> Result<TokenizerDir> {
         overrides.bos = Some(Some(b));
     }
     match arch {
-        Arch::Marian | Arch::Mbart => overrides.forced_eos = overrides.eos.map(Some),
-        Arch::Bart => {
+        Variant::Marian | Variant::Mbart => overrides.forced_eos = overrides.eos.map(Some),
+        Variant::Bart => {
             overrides.forced_bos = overrides.bos;
             overrides.forced_eos = overrides.eos.map(Some);
         }
-        Arch::T5 | Arch::T5v11 => {}
+        Variant::T5 | Variant::T5v11 => {}
     }
     Ok(TokenizerDir {
         dir: dir.to_path_buf(),
@@ -723,7 +735,7 @@ fn opt(id: Option<u32>) -> Value {
     id.map_or(Value::Null, |x| json!(x))
 }
 
-fn config_json(arch: Arch, shape: Shape, d: &Dims, ids: &SpecialIds) -> Value {
+fn config_json(arch: Variant, shape: Shape, d: &Dims, ids: &SpecialIds) -> Value {
     let mut e: Vec<(&str, Value)> = vec![
         ("architectures", json!([arch.class_name()])),
         ("dtype", json!("float32")),
@@ -763,7 +775,7 @@ fn config_json(arch: Arch, shape: Shape, d: &Dims, ids: &SpecialIds) -> Value {
             ("relative_attention_max_distance", json!(d.rel_max_distance)),
             ("relative_attention_num_buckets", json!(d.rel_buckets)),
         ]);
-        if arch == Arch::T5 {
+        if arch == Variant::T5 {
             e.push(("tie_word_embeddings", json!(true)));
             e.push(("scale_decoder_outputs", json!(true)));
         } else {
@@ -796,15 +808,15 @@ fn config_json(arch: Arch, shape: Shape, d: &Dims, ids: &SpecialIds) -> Value {
             ("forced_eos_token_id", opt(ids.forced_eos)),
             ("init_std", json!(0.02)),
             ("max_position_embeddings", json!(d.max_positions)),
-            ("scale_embedding", json!(arch != Arch::Bart)),
+            ("scale_embedding", json!(arch != Variant::Bart)),
             ("tie_word_embeddings", json!(true)),
         ]);
         match arch {
-            Arch::Marian => {
+            Variant::Marian => {
                 e.push(("decoder_vocab_size", json!(d.vocab_size)));
                 e.push(("share_encoder_decoder_embeddings", json!(true)));
             }
-            Arch::Bart => {
+            Variant::Bart => {
                 e.push(("classifier_dropout", json!(0.0)));
                 e.push((
                     "id2label",
@@ -837,7 +849,7 @@ fn t5_task_params() -> Value {
     })
 }
 
-fn generation_config_json(arch: Arch, _shape: Shape, ids: &SpecialIds) -> Value {
+fn generation_config_json(arch: Variant, _shape: Shape, ids: &SpecialIds) -> Value {
     let mut e: Vec<(&str, Value)> = vec![
         ("_from_model_config", json!(true)),
         ("decoder_start_token_id", json!(ids.decoder_start)),
@@ -856,13 +868,13 @@ fn generation_config_json(arch: Arch, _shape: Shape, ids: &SpecialIds) -> Value 
     }
     match arch {
         // Helsinki-NLP/opus-mt-*: never emit <pad>.
-        Arch::Marian => e.extend([
+        Variant::Marian => e.extend([
             ("bad_words_ids", json!([[ids.pad]])),
             ("max_length", json!(512)),
             ("num_beams", json!(4)),
         ]),
         // facebook/bart-large-cnn and sshleifer/distilbart-cnn-12-6.
-        Arch::Bart => {
+        Variant::Bart => {
             e.extend([
                 ("early_stopping", json!(true)),
                 ("length_penalty", json!(2.0)),
@@ -876,7 +888,7 @@ fn generation_config_json(arch: Arch, _shape: Shape, ids: &SpecialIds) -> Value 
             }
         }
         // facebook/mbart-large-50-many-to-many-mmt.
-        Arch::Mbart => {
+        Variant::Mbart => {
             e.extend([
                 ("early_stopping", json!(true)),
                 ("max_length", json!(200)),
@@ -887,7 +899,7 @@ fn generation_config_json(arch: Arch, _shape: Shape, ids: &SpecialIds) -> Value 
             }
         }
         // t5-small / flan-t5-base: only the special ids.
-        Arch::T5 | Arch::T5v11 => {}
+        Variant::T5 | Variant::T5v11 => {}
     }
     sorted(e)
 }
@@ -917,9 +929,9 @@ struct InitStd {
     ffn: f32,
 }
 
-fn init_std(arch: Arch) -> InitStd {
+fn init_std(arch: Variant) -> InitStd {
     match arch {
-        Arch::Marian => InitStd {
+        Variant::Marian => InitStd {
             emb: 0.05,
             pos: 0.0,
             qk: 0.1,
@@ -927,7 +939,7 @@ fn init_std(arch: Arch) -> InitStd {
             cross: 0.03,
             ffn: 0.075,
         },
-        Arch::Bart => InitStd {
+        Variant::Bart => InitStd {
             emb: 0.06,
             pos: 0.3,
             qk: 0.08,
@@ -935,7 +947,7 @@ fn init_std(arch: Arch) -> InitStd {
             cross: 0.03,
             ffn: 0.03,
         },
-        Arch::Mbart => InitStd {
+        Variant::Mbart => InitStd {
             emb: 0.03,
             pos: 0.3,
             qk: 0.08,
@@ -945,13 +957,13 @@ fn init_std(arch: Arch) -> InitStd {
         },
         // T5 has no 1/sqrt(d_kv) attention scaling, hence the smaller q/k (for d_kv = 64;
         // see tensor_plan for other widths).
-        Arch::T5 | Arch::T5v11 => InitStd {
+        Variant::T5 | Variant::T5v11 => InitStd {
             emb: 1.0,
             pos: 0.0,
             qk: 0.025,
             attn: 0.2,
             cross: 0.2,
-            ffn: if arch == Arch::T5 { 0.05 } else { 0.2 },
+            ffn: if arch == Variant::T5 { 0.05 } else { 0.2 },
         },
     }
 }
@@ -1048,7 +1060,7 @@ impl Builder<'_> {
 }
 
 /// The tensors of the HF checkpoint, with their init.
-pub fn tensor_plan(arch: Arch, d: &Dims, ids: &SpecialIds) -> Vec<TensorPlan> {
+pub fn tensor_plan(arch: Variant, d: &Dims, ids: &SpecialIds) -> Vec<TensorPlan> {
     let s = init_std(arch);
     // Same attention/logit magnitudes at every width (see the module docs).
     let scale = (512.0 / d.d_model as f32).sqrt();
@@ -1072,7 +1084,7 @@ pub fn tensor_plan(arch: Arch, d: &Dims, ids: &SpecialIds) -> Vec<TensorPlan> {
         // T5 embeddings enter an RMS norm and the (tied) head is scaled by d^-0.5, so their
         // std does not depend on the width.
         b.push("shared.weight".into(), vec![v, dm], Builder::normal(s.emb));
-        let gated = arch == Arch::T5v11;
+        let gated = arch == Variant::T5v11;
         for i in 0..d.encoder_layers {
             let p = format!("encoder.block.{i}.layer");
             b.t5_attention(&format!("{p}.0.SelfAttention"), i == 0, false);
@@ -1111,7 +1123,7 @@ pub fn tensor_plan(arch: Arch, d: &Dims, ids: &SpecialIds) -> Vec<TensorPlan> {
     );
     for side in ["encoder", "decoder"] {
         let p = format!("model.{side}");
-        if arch != Arch::Marian {
+        if arch != Variant::Marian {
             // Learned positions, offset by 2 (fairseq legacy); Marian's are sinusoidal and
             // not saved.
             b.push(
@@ -1121,7 +1133,7 @@ pub fn tensor_plan(arch: Arch, d: &Dims, ids: &SpecialIds) -> Vec<TensorPlan> {
             );
             b.layer_norm(&format!("{p}.layernorm_embedding"));
         }
-        if arch == Arch::Mbart {
+        if arch == Variant::Mbart {
             b.layer_norm(&format!("{p}.layer_norm"));
         }
         let n = if side == "encoder" {
@@ -1309,7 +1321,7 @@ impl ModelPlan {
 mod tests {
     use super::*;
 
-    fn tiny(arch: Arch) -> ModelPlan {
+    fn tiny(arch: Variant) -> ModelPlan {
         plan(&RandomSpec::new(arch, Shape::Tiny)).unwrap()
     }
 
@@ -1371,39 +1383,39 @@ mod tests {
 
     #[test]
     fn named_shapes_have_their_real_sizes() {
-        let p = plan(&RandomSpec::new(Arch::Marian, Shape::OpusMtViEn)).unwrap();
+        let p = plan(&RandomSpec::new(Variant::Marian, Shape::OpusMtViEn)).unwrap();
         // Marian opus-mt: 512-d, 6+6 layers, ~74M parameters with a ~54k vocabulary.
         assert_eq!(p.ids.pad, 53738);
         assert_eq!(p.ids.decoder_start, 53738);
         let n = p.num_parameters();
         assert!((70_000_000..80_000_000).contains(&n), "{n}");
-        let p = plan(&RandomSpec::new(Arch::Bart, Shape::BartLargeCnn)).unwrap();
+        let p = plan(&RandomSpec::new(Variant::Bart, Shape::BartLargeCnn)).unwrap();
         let n = p.num_parameters();
         assert!((400_000_000..410_000_000).contains(&n), "bart-large {n}");
-        let p = plan(&RandomSpec::new(Arch::T5, Shape::T5Small)).unwrap();
+        let p = plan(&RandomSpec::new(Variant::T5, Shape::T5Small)).unwrap();
         let n = p.num_parameters();
         assert!((60_000_000..61_000_000).contains(&n), "t5-small {n}");
-        let p = plan(&RandomSpec::new(Arch::T5v11, Shape::FlanT5Base)).unwrap();
+        let p = plan(&RandomSpec::new(Variant::T5v11, Shape::FlanT5Base)).unwrap();
         let n = p.num_parameters();
         assert!((247_000_000..249_000_000).contains(&n), "flan-t5-base {n}");
     }
 
     #[test]
     fn shape_and_arch_must_agree() {
-        let e = plan(&RandomSpec::new(Arch::T5, Shape::OpusMtViEn)).unwrap_err();
+        let e = plan(&RandomSpec::new(Variant::T5, Shape::OpusMtViEn)).unwrap_err();
         assert!(e.to_string().contains("opus-mt-vi-en"), "{e}");
     }
 
     #[test]
     fn ids_outside_vocab_are_rejected() {
-        let mut s = RandomSpec::new(Arch::Bart, Shape::Tiny);
+        let mut s = RandomSpec::new(Variant::Bart, Shape::Tiny);
         s.vocab_size = Some(4);
         assert!(plan(&s).is_err());
     }
 
     #[test]
     fn tiny_models_are_small_and_keyed_like_hf() {
-        for a in Arch::ALL {
+        for a in Variant::ALL {
             let p = tiny(a);
             assert!(p.data_bytes() < 1_000_000, "{a}: {}", p.data_bytes());
             let cfg = p.config.as_object().unwrap();
@@ -1413,9 +1425,9 @@ mod tests {
             assert_eq!(keys, s, "{a}: keys sorted like transformers writes them");
             assert_eq!(cfg["model_type"], a.model_type());
         }
-        let t5 = tiny(Arch::T5v11);
+        let t5 = tiny(Variant::T5v11);
         assert!(t5.tensors.iter().any(|t| t.name == "lm_head.weight"));
-        assert!(!tiny(Arch::T5)
+        assert!(!tiny(Variant::T5)
             .tensors
             .iter()
             .any(|t| t.name == "lm_head.weight"));

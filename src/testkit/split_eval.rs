@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use unicode_segmentation::UnicodeSegmentation;
 
-use super::{normalize, split_sentences};
+use crate::text::{normalize, split_sentences};
 
 /// Why a data set could not be loaded.
 #[derive(Debug, thiserror::Error)]
