@@ -5,8 +5,9 @@
 //! (`+128`) so that AVX-512 VNNI's `vpdpbusd` (u8 x i8, exact i32 sums) applies; the shift is
 //! undone with `128 * rowsum(w_q)`. `y = x_scale * w_scale * (acc - 128 * rowsum) + bias`.
 //!
-//! Kernels: AVX-512 VNNI, AVX2 (`vpmaddwd` on sign-extended i16, no `vpmaddubsw`
-//! saturation) and scalar, all on one packed layout and all exact: every path returns the
+//! Kernels: AVX-512 VNNI, AVX-VNNI (the same `vpdpbusd` on 256-bit registers), AVX2
+//! (`vpmaddubsw` on |w| and sign-applied *signed* activations, which cannot saturate) and
+//! scalar, all on one packed layout and all exact: every path returns the
 //! same bits. The GEMM is register-blocked (`MR` rows x `PANEL` columns per tile, weights
 //! packed per panel as `[k/4][PANEL][4]`, activations per row block as `[k/4][MR][4]`) and
 //! split over output panels with rayon when the current pool has more than one thread.
@@ -36,7 +37,7 @@ const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     Scalar,
-    /// `vpmaddwd` on sign-extended 16-bit pairs (AVX2 without VNNI).
+    /// `vpmaddubsw` on |w| and sign-applied signed activations (AVX2 without VNNI).
     Avx2,
     /// `vpdpbusd` on 256-bit registers (AVX-VNNI).
     AvxVnni,
@@ -80,6 +81,11 @@ impl Kernel {
             Kernel::AvxVnni => f.avx_vnni,
             Kernel::Avx512Vnni => f.avx512_vnni,
         }
+    }
+
+    /// Whether the kernel takes activations as signed `q` (AVX2) rather than `q + 128`.
+    pub const fn signed_activations(self) -> bool {
+        matches!(self, Kernel::Avx2)
     }
 
     /// The name `tomtat bench` prints.
@@ -509,7 +515,13 @@ mod x86 {
         }
     }
 
-    /// AVX2: 2 rows x 16 columns at a time (13 of 16 ymm registers).
+    /// AVX2 without VNNI: 4 rows x 16 columns at a time (8 accumulators, 2 weight vectors
+    /// and their absolute values, a broadcast and 2 temporaries: 15 of 16 ymm registers).
+    /// Activations come signed (`q`, not `q + 128`): `vpmaddubsw(|w|, sign(q, w))` sums
+    /// pairs of products of magnitude <= 127 * 127, so its 16-bit sums cannot saturate
+    /// (u8 x i8 with `q + 128` up to 255 could), and `vpmaddwd` by 1 widens them exactly.
+    /// No `128 * rowsum` compensation then: the sums are already `sum q * w`. Needs
+    /// q != -128 (`vpsignb` cannot negate it), which quantization to +-127 guarantees.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn tile_avx2(t: &Tile, a: *const u8, sx: *const f32, o: *mut f32, r: usize) {
         let mut i = 0;
@@ -518,13 +530,15 @@ mod x86 {
                 if 16 * q >= t.ncols {
                     break;
                 }
-                if r - i >= 2 {
-                    avx2::<2>(t, a.add(4 * i), sx.add(i), o.add(i * t.ld), q);
-                } else {
-                    avx2::<1>(t, a.add(4 * i), sx.add(i), o.add(i * t.ld), q);
+                let (a, sx, o) = (a.add(4 * i), sx.add(i), o.add(i * t.ld));
+                match r - i {
+                    1 => avx2::<1>(t, a, sx, o, q),
+                    2 => avx2::<2>(t, a, sx, o, q),
+                    3 => avx2::<3>(t, a, sx, o, q),
+                    _ => avx2::<4>(t, a, sx, o, q),
                 }
             }
-            i += 2;
+            i += 4;
         }
     }
 
@@ -538,42 +552,37 @@ mod x86 {
         out: *mut f32,
         q: usize,
     ) {
-        // acc[i][j]: columns 4j..4j+4 of the group, lanes (col, k-pair).
-        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
         let mut ap = a;
         let mut bp = t.b.add(64 * q);
         for _ in 0..t.kg {
-            let mut bv = [_mm256_setzero_si256(); 4];
-            for (j, b) in bv.iter_mut().enumerate() {
-                *b = _mm256_cvtepi8_epi16(_mm_loadu_si128(bp.add(16 * j) as *const _));
-            }
+            let w = [
+                _mm256_loadu_si256(bp as *const _),
+                _mm256_loadu_si256(bp.add(32) as *const _),
+            ];
+            let wabs = [_mm256_abs_epi8(w[0]), _mm256_abs_epi8(w[1])];
             for (i, row) in acc.iter_mut().enumerate() {
-                let a4 = (ap.add(4 * i) as *const i32).read_unaligned();
-                let av = _mm256_cvtepu8_epi16(_mm_set1_epi32(a4));
-                for (c, b) in row.iter_mut().zip(&bv) {
-                    *c = _mm256_add_epi32(*c, _mm256_madd_epi16(av, *b));
+                let av = _mm256_set1_epi32((ap.add(4 * i) as *const i32).read_unaligned());
+                for j in 0..2 {
+                    let p = _mm256_maddubs_epi16(wabs[j], _mm256_sign_epi8(av, w[j]));
+                    row[j] = _mm256_add_epi32(row[j], _mm256_madd_epi16(p, ones));
                 }
             }
             ap = ap.add(4 * MR);
             bp = bp.add(4 * PANEL);
         }
-        for (i, row) in acc.iter().enumerate() {
-            let sxv = _mm256_set1_ps(*sx.add(i));
-            // hadd gives columns [0,1,4,5,2,3,6,7]; the permute restores order.
-            let halves = [
-                _mm256_permute4x64_epi64::<0xd8>(_mm256_hadd_epi32(row[0], row[1])),
-                _mm256_permute4x64_epi64::<0xd8>(_mm256_hadd_epi32(row[2], row[3])),
-            ];
-            for (h, sum) in halves.iter().enumerate() {
-                let c0 = 16 * q + 8 * h;
-                if c0 >= t.ncols {
-                    break;
-                }
-                let cv = _mm256_loadu_si256(t.comp.add(c0) as *const _);
-                let d = _mm256_cvtepi32_ps(_mm256_sub_epi32(*sum, cv));
-                let y = _mm256_mul_ps(_mm256_mul_ps(d, sxv), _mm256_loadu_ps(t.scale.add(c0)));
-                let y = _mm256_add_ps(y, _mm256_loadu_ps(t.bias.add(c0)));
-                store8(out.add(i * t.ld + c0), y, t.ncols - c0);
+        for j in 0..2 {
+            let c0 = 16 * q + 8 * j;
+            if c0 >= t.ncols {
+                break;
+            }
+            let sv = _mm256_loadu_ps(t.scale.add(c0));
+            let bv = _mm256_loadu_ps(t.bias.add(c0));
+            for (i, row) in acc.iter().enumerate() {
+                let d = _mm256_cvtepi32_ps(row[j]);
+                let y = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(*sx.add(i))), sv);
+                store8(out.add(i * t.ld + c0), _mm256_add_ps(y, bv), t.ncols - c0);
             }
         }
     }
@@ -680,6 +689,11 @@ fn quantize_activations(x: &[f32], m: usize, k: usize, kernel: Kernel) -> (Vec<u
             Kernel::Avx2 | Kernel::AvxVnni => unsafe { x86::quantize_row_u8_avx2(row, &mut row_q) },
             _ => quantize_row_u8_scalar(row, &mut row_q),
         };
+        if kernel.signed_activations() {
+            // q + 128 with the top bit flipped is q as i8
+            row_q[..k].iter_mut().for_each(|v| *v ^= 0x80);
+            row_q[k..].iter_mut().for_each(|v| *v = 0);
+        }
         let base = (r / MR) * kg * 4 * MR + (r % MR) * 4;
         for (g, q4) in row_q.chunks_exact(4).enumerate() {
             a[base + g * 4 * MR..][..4].copy_from_slice(q4);
@@ -941,7 +955,8 @@ mod tests {
                 for &n in &[1usize, 17, 48, 1000] {
                     let wq: Vec<i8> = (0..n * k).map(|_| (rng.next() % 255) as i8).collect();
                     let wq: Vec<i8> = wq.iter().map(|&v| v.max(-127)).collect();
-                    let au: Vec<u8> = (0..m * k).map(|_| rng.next() as u8).collect();
+                    // q + 128 for q in -127..=127, as quantization makes them
+                    let au: Vec<u8> = (0..m * k).map(|_| (rng.next() % 255 + 1) as u8).collect();
                     // A weight whose row max is 127 quantizes to itself with scale 1.
                     let mut w: Vec<f32> = wq.iter().map(|&v| v as f32).collect();
                     for r in 0..n {
@@ -971,6 +986,10 @@ mod tests {
                         .collect();
                     for kernel in Kernel::available() {
                         let mut out = vec![f32::NAN; m * n];
+                        let a: Vec<u8> = match kernel.signed_activations() {
+                            true => a.iter().map(|v| v ^ 0x80).collect(),
+                            false => a.clone(),
+                        };
                         p.gemm(kernel, &a, &sx, m, &mut out);
                         assert_eq!(out, want, "{kernel:?} m={m} k={k} n={n}");
                     }
