@@ -16,6 +16,19 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // one compute thread (candle sizes its own parallelism from this variable too)
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build_global()
+            .expect("thread pool");
+    }
+    println!(
+        "f32 GEMM kernel: {}; {}",
+        tomtat::kernels::gemm::kernel_name(),
+        tomtat::kernels::cpu::describe()
+    );
     let d = Device::Cpu;
     let shapes = [
         (32usize, 512usize, 53739usize),
