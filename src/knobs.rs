@@ -10,7 +10,8 @@
 //! | `TOMTAT_CUDA_KERNELS=0` | GPU: candle's ops instead of tomtat's own kernels |
 //! | `TOMTAT_CUDA_EVENTS=1` | GPU: keep cudarc's per-buffer event tracking |
 //!
-//! (`RAYON_NUM_THREADS` is set by `--threads`/`--workers` before any thread pool starts.)
+//! `RAYON_NUM_THREADS` is written only through [`set_candle_threads`]: by `--threads` /
+//! `--workers` before any thread pool starts, and by `tomtat bench` between thread counts.
 
 use std::sync::OnceLock;
 
@@ -42,6 +43,13 @@ impl Knobs {
             cuda_events: get("TOMTAT_CUDA_EVENTS").is_some_and(|v| v != "0"),
         }
     }
+}
+
+/// Size candle's CPU parallelism: its element-wise kernels size their own spinning pool from
+/// `RAYON_NUM_THREADS` when first used, and its matmul reads the variable on every call.
+/// Call while no compute thread runs (at start, or between benchmark runs).
+pub fn set_candle_threads(n: usize) {
+    std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
 }
 
 /// The process's switches, read once.

@@ -283,7 +283,7 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
             .context("building a thread pool")?;
         // candle sizes its matmul parallelism from RAYON_NUM_THREADS (not from the pool it
         // runs in); set it between runs, while no compute thread reads it.
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        crate::knobs::set_candle_threads(threads);
         let encoder_s =
             pool.install(|| time_encoder(model.as_ref(), &sources, greedy.pad, runs, &device))?;
         for &beams in &args.beams {

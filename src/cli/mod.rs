@@ -106,7 +106,7 @@ pub fn main() -> ExitCode {
         // candle's element-wise CPU kernels run on its own spinning thread pool, sized from
         // RAYON_NUM_THREADS when first used: without this, `--threads 1` still kept a second
         // core busy spinning. Set before any candle call, while the process has one thread.
-        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+        crate::knobs::set_candle_threads(n);
         // our GEMM kernels and data-parallel stages use the global rayon pool
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))

@@ -262,7 +262,7 @@ fn plan(args: &RunArgs, stages: Stages, g: &Global) -> (Options, EngineOptions) 
     if workers > 1 {
         // candle's element-wise kernels size their own pool from this variable when first
         // used (nothing has touched candle yet): one per worker thread, not all cores each.
-        std::env::set_var("RAYON_NUM_THREADS", worker_threads.to_string());
+        crate::knobs::set_candle_threads(worker_threads);
     }
     let opts = Options {
         stages,

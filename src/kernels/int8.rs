@@ -26,7 +26,7 @@ const MR: usize = 8;
 const NR: usize = 3;
 /// Output columns per packed weight panel (= register tile width).
 const PANEL: usize = NR * 16;
-/// Bytes of packed weight per column block where the L2 size is unknown (3/8 of Zen 4's 1 MiB).
+/// Bytes of packed weight per column block where the L2 size is unknown (3/8 of a 1 MiB L2).
 const NC_BYTES: usize = 384 << 10;
 /// Below this many multiply-adds a GEMM runs on the calling thread (rayon is not worth it).
 const PAR_MIN_MACS: usize = 1 << 22;
@@ -1006,7 +1006,7 @@ mod tests {
     #[test]
     fn all_kernels_give_identical_f32_and_match_f32_matmul() {
         let mut rng = Rng(11);
-        // one shape spans two column blocks and a partial panel, whatever this machine's L2
+        // one shape spans two column blocks and a partial panel, whatever the L2 size
         let wide = nc_bytes() / (512 * PANEL) * PANEL + PANEL + 7;
         for &(m, k, n) in &[(1, 64, 1), (3, 513, 17), (33, 512, wide), (40, 100, 130)] {
             let x = random(&mut rng, (m, k));
