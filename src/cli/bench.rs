@@ -185,34 +185,115 @@ impl Drop for TempDir {
 }
 
 fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
-    let summarizer = matches!(
-        args.shape.map(|s| s.shape),
-        Some(Shape::DistilbartCnn12_6 | Shape::BartLargeCnn)
-    );
-    let (d_batch, d_src, d_new) = if summarizer {
-        (8, 512, 60)
-    } else {
-        (32, 30, 30)
-    };
-    let batch = args.batch.map_or(d_batch, |n| n as usize);
-    let src_len = args.src_len.map_or(d_src, |n| n as usize);
-    let new_tokens = args.new_tokens.map_or(d_new, |n| n as usize);
     let device = crate::device::parse_device(&args.dev.device)?;
-    let threads_list: Vec<usize> = if args.threads_list.is_empty() {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // on a GPU the host threads only run the search bookkeeping: all cores
-        if n > 1 && device.is_cpu() {
-            vec![1, n]
-        } else {
-            vec![1]
+    let plan = Plan::from_args(args, &device);
+    let (name, dir, _tmp) = model_dir(args, global)?;
+    let loaded = load(
+        &dir.to_string_lossy(),
+        &args.dev,
+        args.quantize,
+        global.quiet,
+        false,
+    )?;
+    let sources = bench_sources(args, &plan, loaded.model.vocab_size(), &loaded.gen)?;
+    let kernel = kernel_name(&device, loaded.dtype, args.quantize);
+    if !global.quiet {
+        eprintln!(
+            "bench: kernels: {kernel} ({})",
+            crate::kernels::cpu::describe()
+        );
+    }
+    let template = BenchRow {
+        model: name,
+        quantize: match args.quantize {
+            Quantize::None => "none",
+            Quantize::Q8 => "q8",
         }
-    } else {
-        args.threads_list.iter().map(|&n| n as usize).collect()
+        .to_string(),
+        threads: 0,
+        beams: 0,
+        batch: sources.len(),
+        src_len: sources.iter().map(Vec::len).max().unwrap_or(0),
+        new_tokens: plan.new_tokens,
+        runs: plan.runs,
+        median_s: 0.0,
+        runs_s: Vec::new(),
+        tokens_per_s: 0.0,
+        encoder_ms: 0.0,
+        decoder_ms_per_step: 0.0,
+        peak_rss_mb: None,
+        device: args.dev.device.trim().to_string(),
+        dtype: crate::device::dtype_name(loaded.dtype).to_string(),
+        kernel,
     };
-    let runs = args.runs as usize;
+    let rows = measure(
+        &loaded,
+        &sources,
+        &plan,
+        &args.beams,
+        &device,
+        &template,
+        global,
+    )?;
+    println!("{}", render_table(&rows));
+    let json = serde_json::to_string(&rows).context("serializing rows")?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("json: {json}");
+    Ok(())
+}
 
-    let mut _tmp = None;
-    let (name, dir) = match (&args.shape, &args.model) {
+/// The workload and the configurations to time, from the flags and the shape's defaults.
+struct Plan {
+    batch: usize,
+    src_len: usize,
+    new_tokens: usize,
+    threads_list: Vec<usize>,
+    runs: usize,
+}
+
+impl Plan {
+    fn from_args(args: &BenchArgs, device: &Device) -> Plan {
+        // summarization shapes default to S8 (8 x 512 -> 60), the rest to W1 (32 x 30 -> 30)
+        let summarizer = matches!(
+            args.shape.map(|s| s.shape),
+            Some(Shape::DistilbartCnn12_6 | Shape::BartLargeCnn)
+        );
+        let (d_batch, d_src, d_new) = if summarizer {
+            (8, 512, 60)
+        } else {
+            (32, 30, 30)
+        };
+        let threads_list: Vec<usize> = if args.threads_list.is_empty() {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // on a GPU the host threads only run the search bookkeeping: all cores
+            if n > 1 && device.is_cpu() {
+                vec![1, n]
+            } else {
+                vec![1]
+            }
+        } else {
+            args.threads_list.iter().map(|&n| n as usize).collect()
+        };
+        Plan {
+            batch: args.batch.map_or(d_batch, |n| n as usize),
+            src_len: args.src_len.map_or(d_src, |n| n as usize),
+            new_tokens: args.new_tokens.map_or(d_new, |n| n as usize),
+            threads_list,
+            runs: args.runs as usize,
+        }
+    }
+}
+
+/// The model to bench: `--model`, or a random model of `--shape` written to a temporary
+/// directory (removed when the returned guard drops).
+fn model_dir(
+    args: &BenchArgs,
+    global: Global,
+) -> anyhow::Result<(String, PathBuf, Option<TempDir>)> {
+    match (&args.shape, &args.model) {
         (Some(shape), _) => {
             let dir = std::env::temp_dir().join(format!(
                 "tomtat-bench-{}-{}",
@@ -232,51 +313,53 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
                     t.elapsed().as_secs_f64()
                 );
             }
-            _tmp = Some(guard);
-            (shape.name(), dir)
+            Ok((shape.name(), dir, Some(guard)))
         }
-        (None, Some(model)) => (model.clone(), PathBuf::from(model)),
+        (None, Some(model)) => Ok((model.clone(), PathBuf::from(model), None)),
         (None, None) => bail!("give --model or --shape"),
-    };
+    }
+}
 
-    let spec = dir.to_string_lossy();
-    let loaded = load(&spec, &args.dev, args.quantize, global.quiet, false)?;
-    let (model, base, dtype) = (loaded.model, loaded.gen, loaded.dtype);
-    let greedy = forced_config(&base, 1, new_tokens, model.vocab_size())?;
-    let (sources, batch, src_len) = match &args.inputs {
+/// The source ids: `--inputs`, or seeded random ids of the planned batch and length.
+fn bench_sources(
+    args: &BenchArgs,
+    plan: &Plan,
+    vocab: usize,
+    base: &GenerationConfig,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    match &args.inputs {
         Some(path) => {
-            let s = read_inputs(path, model.vocab_size())
-                .with_context(|| format!("--inputs {}", path.display()))?;
-            let (n, len) = (s.len(), s.iter().map(Vec::len).max().unwrap_or(0));
-            (s, n, len)
+            read_inputs(path, vocab).with_context(|| format!("--inputs {}", path.display()))
         }
-        None => (
+        None => {
+            let greedy = forced_config(base, 1, plan.new_tokens, vocab)?;
             make_sources(
                 &greedy,
                 base.bos_token_id,
-                model.vocab_size(),
-                batch,
-                src_len,
+                vocab,
+                plan.batch,
+                plan.src_len,
                 args.seed,
-            )?,
-            batch,
-            src_len,
-        ),
-    };
-
-    let quant_name = match args.quantize {
-        Quantize::None => "none",
-        Quantize::Q8 => "q8",
-    };
-    let kernel = kernel_name(&device, dtype, args.quantize);
-    if !global.quiet {
-        eprintln!(
-            "bench: kernels: {kernel} ({})",
-            crate::kernels::cpu::describe()
-        );
+            )
+        }
     }
+}
+
+/// Time every (threads, beams) configuration: one row each, filled in from `template`.
+fn measure(
+    loaded: &crate::pipeline::engine::LoadedModel,
+    sources: &[Vec<u32>],
+    plan: &Plan,
+    beams_list: &[u32],
+    device: &Device,
+    template: &BenchRow,
+    global: Global,
+) -> anyhow::Result<Vec<BenchRow>> {
+    let (model, base) = (loaded.model.as_ref(), &loaded.gen);
+    let (runs, new_tokens) = (plan.runs, plan.new_tokens);
+    let greedy = forced_config(base, 1, new_tokens, model.vocab_size())?;
     let mut rows = Vec::new();
-    for &threads in &threads_list {
+    for &threads in &plan.threads_list {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -284,24 +367,16 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
         // candle sizes its matmul parallelism from RAYON_NUM_THREADS (not from the pool it
         // runs in); set it between runs, while no compute thread reads it.
         crate::knobs::set_candle_threads(threads);
-        let encoder_s =
-            pool.install(|| time_encoder(model.as_ref(), &sources, greedy.pad, runs, &device))?;
-        for &beams in &args.beams {
-            let r = forced_config(&base, beams as usize, new_tokens, model.vocab_size())?;
-            let runs_s = pool.install(|| {
-                time_generate(model.as_ref(), &sources, &r, new_tokens, runs, &device)
-            })?;
+        let encoder_s = pool.install(|| time_encoder(model, sources, greedy.pad, runs, device))?;
+        for &beams in beams_list {
+            let r = forced_config(base, beams as usize, new_tokens, model.vocab_size())?;
+            let runs_s =
+                pool.install(|| time_generate(model, sources, &r, new_tokens, runs, device))?;
             let median_s = median(runs_s.clone());
-            let tokens = (batch * new_tokens) as f64;
+            let tokens = (sources.len() * new_tokens) as f64;
             let row = BenchRow {
-                model: name.clone(),
-                quantize: quant_name.to_string(),
                 threads,
                 beams: beams as usize,
-                batch,
-                src_len,
-                new_tokens,
-                runs,
                 median_s,
                 runs_s,
                 tokens_per_s: if median_s > 0.0 {
@@ -312,9 +387,7 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
                 encoder_ms: encoder_s * 1e3,
                 decoder_ms_per_step: (median_s - encoder_s).max(0.0) * 1e3 / new_tokens as f64,
                 peak_rss_mb: crate::pipeline::report::peak_rss_mb(),
-                device: args.dev.device.trim().to_string(),
-                dtype: crate::device::dtype_name(dtype).to_string(),
-                kernel: kernel.clone(),
+                ..template.clone()
             };
             if !global.quiet {
                 eprintln!(
@@ -325,15 +398,7 @@ fn run_inner(args: &BenchArgs, global: Global) -> anyhow::Result<()> {
             rows.push(row);
         }
     }
-
-    println!("{}", render_table(&rows));
-    let json = serde_json::to_string(&rows).context("serializing rows")?;
-    if let Some(path) = &args.json {
-        std::fs::write(path, format!("{json}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    println!("json: {json}");
-    Ok(())
+    Ok(rows)
 }
 
 /// Source ids from a JSON file: `[[id, ..], ..]` or `{"ids": [[id, ..], ..], ..}`.

@@ -16,6 +16,7 @@
 //! All float arithmetic is f32 in the same order as transformers' tensor ops (including the
 //! -1e9 penalties), so that ties and near-ties resolve the same way.
 
+use candle_core::Tensor;
 use rayon::prelude::*;
 
 use super::processors::{log_softmax_shift, Scratch};
@@ -144,158 +145,227 @@ pub(crate) fn run(
     r: &Resolved,
     vocab: usize,
 ) -> Result<Vec<Vec<u32>>, GenerateError> {
-    let k = r.num_beams;
-    let ml = r.max_length;
-    let lp = r.length_penalty;
-    let n_keep = 2usize.max(1 + r.eos.len()) * k;
-    if n_keep > k * vocab {
-        return Err(GenerateError::Config(format!(
-            "beam search keeps {n_keep} candidates per step but there are only {} \
-             (num_beams {k} x vocabulary {vocab})",
-            k * vocab
-        )));
-    }
-    let p = Params {
-        k,
-        ml,
-        vocab,
-        n_keep,
-        es: r.early_stopping,
-        eos: &r.eos,
-        procs: &r.processors,
-    };
-
-    // The first step runs one row per source: its K beams are still identical (same start
-    // token, same state), so the row's log-probs are copied to the K beams on the host and
-    // the state is expanded to K rows by the first reorder (as CTranslate2 does; the
-    // candidates are the same as stepping K identical rows).
-    let mut expanded = k == 1;
-    state.reserve_rows(n_sources * k);
-
-    let mut active: Vec<Item> = (0..n_sources)
-        .map(|s| Item::new(s, k, ml, r.decoder_start, n_keep))
-        .collect();
-    let mut results: Vec<Vec<u32>> = vec![Vec::new(); n_sources];
-    let mut feed: Vec<u32> = vec![r.decoder_start; n_sources];
-    let mut lp_buf: Vec<f32> = Vec::new();
-    let mut parents: Vec<u32> = Vec::with_capacity(n_sources * k);
-    let mut cur_len = 1usize;
-    let mut selector: Option<Selector> = None;
-    let mut row_scores: Vec<f32> = Vec::new();
-    let (mut cand_vals, mut cand_toks) = (Vec::new(), Vec::new());
-
-    while !active.is_empty() {
-        let rows = if expanded {
-            active.len() * k
-        } else {
-            active.len()
-        };
-        let logits = state.step(&feed)?;
-        // On an accelerator (expanded steps, uniform processors): only each row's best
-        // n_keep candidates come back (see select.rs).
-        let mut on_device = false;
-        let sel = if expanded {
-            select::selector(&mut selector, &logits, vocab)?
-        } else {
-            None
-        };
-        if let Some(sel) = sel {
-            if let Some(mask) = p.procs.uniform_mask(cur_len) {
-                row_scores.clear();
-                row_scores.extend(active.iter().flat_map(|it| it.run_score.iter().copied()));
-                let lsm = log_softmax_dev(&logits)?;
-                if let Some((v, t)) = sel.beam_top(&lsm, &mask, &row_scores, n_keep)? {
-                    (cand_vals, cand_toks) = (v, t);
-                    on_device = true;
-                }
-            }
+    let p = Params::new(r, vocab)?;
+    let mut search = Search::new(&p, n_sources, r.decoder_start);
+    state.reserve_rows(n_sources * p.k);
+    while !search.active.is_empty() {
+        let logits = state.step(&search.feed)?;
+        search.score(logits, r.length_penalty)?;
+        if search.advance() {
+            state.select_rows(&search.parents)?;
         }
+    }
+    Ok(search.results)
+}
+
+impl<'a> Params<'a> {
+    fn new(r: &'a Resolved, vocab: usize) -> Result<Self, GenerateError> {
+        let k = r.num_beams;
+        let n_keep = 2usize.max(1 + r.eos.len()) * k;
+        if n_keep > k * vocab {
+            return Err(GenerateError::Config(format!(
+                "beam search keeps {n_keep} candidates per step but there are only {} \
+                 (num_beams {k} x vocabulary {vocab})",
+                k * vocab
+            )));
+        }
+        Ok(Params {
+            k,
+            ml: r.max_length,
+            vocab,
+            n_keep,
+            es: r.early_stopping,
+            eos: &r.eos,
+            procs: &r.processors,
+        })
+    }
+}
+
+/// The search's state between steps, and its buffers (reused every step).
+struct Search<'p, 'a> {
+    p: &'p Params<'a>,
+    /// Sources still searching.
+    active: Vec<Item>,
+    results: Vec<Vec<u32>>,
+    /// The next step's token per state row, and each row's parent row.
+    feed: Vec<u32>,
+    parents: Vec<u32>,
+    /// The first step runs one row per source: its K beams are still identical (same start
+    /// token, same state), so the row's log-probs are copied to the K beams on the host and
+    /// the state is expanded to K rows by the first reorder (as CTranslate2 does; the
+    /// candidates are the same as stepping K identical rows).
+    expanded: bool,
+    cur_len: usize,
+    lp_buf: Vec<f32>,
+    selector: Option<Selector>,
+    row_scores: Vec<f32>,
+    cand_vals: Vec<f32>,
+    cand_toks: Vec<u32>,
+}
+
+impl<'p, 'a> Search<'p, 'a> {
+    fn new(p: &'p Params<'a>, n_sources: usize, start: u32) -> Self {
+        Search {
+            p,
+            active: (0..n_sources)
+                .map(|s| Item::new(s, p.k, p.ml, start, p.n_keep))
+                .collect(),
+            results: vec![Vec::new(); n_sources],
+            feed: vec![start; n_sources],
+            parents: Vec::with_capacity(n_sources * p.k),
+            expanded: p.k == 1,
+            cur_len: 1,
+            lp_buf: Vec::new(),
+            selector: None,
+            row_scores: Vec::new(),
+            cand_vals: Vec::new(),
+            cand_toks: Vec::new(),
+        }
+    }
+
+    /// State rows of this step.
+    fn rows(&self) -> usize {
+        if self.expanded {
+            self.active.len() * self.p.k
+        } else {
+            self.active.len()
+        }
+    }
+
+    /// Score one step's logits: every active source picks its next beams.
+    fn score(&mut self, logits: Tensor, lp: f64) -> Result<(), GenerateError> {
+        let p = self.p;
+        let on_device = self.device_candidates(&logits)?;
         // CPU, processors that only mask tokens: candidates straight from the raw logits.
         let fused_mask = if !on_device && logits.device().is_cpu() {
-            p.procs.uniform_mask(cur_len)
+            p.procs.uniform_mask(self.cur_len)
         } else {
             None
         };
-        let ctx = step_ctx(cur_len, &p, lp);
+        let ctx = step_ctx(self.cur_len, p, lp);
         if let Some(mask) = &fused_mask {
-            let per = if expanded { k * vocab } else { vocab };
-            with_host_logits(&logits, rows, vocab, |data| {
+            let (rows, expanded) = (self.rows(), self.expanded);
+            let per = if expanded { p.k * p.vocab } else { p.vocab };
+            let active = &mut self.active;
+            with_host_logits(&logits, rows, p.vocab, |data| {
                 active
                     .par_iter_mut()
                     .zip(data.par_chunks_exact(per))
                     .for_each(|(item, raw)| {
-                        top_from_logits(item, raw, expanded, mask, &p);
-                        step_rest(item, &p, &ctx);
+                        top_from_logits(item, raw, expanded, mask, p);
+                        step_rest(item, p, &ctx);
                     })
             })?;
-            drop(logits);
         } else if on_device {
             drop(logits);
-            let per = k * n_keep;
-            active
+            let per = p.k * p.n_keep;
+            self.active
                 .par_iter_mut()
-                .zip(cand_vals.par_chunks_exact(per))
-                .zip(cand_toks.par_chunks_exact(per))
+                .zip(self.cand_vals.par_chunks_exact(per))
+                .zip(self.cand_toks.par_chunks_exact(per))
                 .for_each(|((item, vals), toks)| {
-                    top_from_candidates(item, vals, toks, &p);
-                    step_rest(item, &p, &ctx);
+                    top_from_candidates(item, vals, toks, p);
+                    step_rest(item, p, &ctx);
                 });
         } else {
-            lp_buf.resize(active.len() * k * vocab, 0.0);
-            if logits.device().is_cpu() {
-                // The one copy of the step's logits: log_softmax straight into the host buffer.
-                with_host_logits(&logits, rows, vocab, |data| {
-                    log_softmax_rows(data, &mut lp_buf[..rows * vocab], vocab)
-                })?;
-            } else {
-                // On an accelerator, normalize there and bring back the result only.
-                let lsm = log_softmax_dev(&logits)?;
-                with_host_logits(&lsm, rows, vocab, |data| {
-                    lp_buf[..rows * vocab].copy_from_slice(data)
-                })?;
+            self.log_probs_to_host(logits)?;
+            self.active
+                .par_iter_mut()
+                .zip(self.lp_buf.par_chunks_exact_mut(p.k * p.vocab))
+                .for_each(|(item, scores)| step_item(item, scores, p, &ctx));
+        }
+        Ok(())
+    }
+
+    /// On an accelerator (expanded steps, uniform processors): only each row's best
+    /// n_keep candidates come back (see select.rs), into `cand_vals`/`cand_toks`.
+    fn device_candidates(&mut self, logits: &Tensor) -> Result<bool, GenerateError> {
+        if !self.expanded {
+            return Ok(false);
+        }
+        let Some(sel) = select::selector(&mut self.selector, logits, self.p.vocab)? else {
+            return Ok(false);
+        };
+        let Some(mask) = self.p.procs.uniform_mask(self.cur_len) else {
+            return Ok(false);
+        };
+        self.row_scores.clear();
+        let scores = self
+            .active
+            .iter()
+            .flat_map(|it| it.run_score.iter().copied());
+        self.row_scores.extend(scores);
+        let lsm = log_softmax_dev(logits)?;
+        match sel.beam_top(&lsm, &mask, &self.row_scores, self.p.n_keep)? {
+            Some((v, t)) => {
+                (self.cand_vals, self.cand_toks) = (v, t);
+                Ok(true)
             }
-            drop(logits);
-            if !expanded {
-                // row s -> rows s*k .. s*k+k, from the back so no unread row is overwritten
-                for s in (0..rows).rev() {
-                    for b in (0..k).rev() {
-                        let dst = (s * k + b) * vocab;
-                        if dst != s * vocab {
-                            lp_buf.copy_within(s * vocab..(s + 1) * vocab, dst);
-                        }
+            None => Ok(false),
+        }
+    }
+
+    /// The step's log-probs into `lp_buf`, `k` rows per source (before the expansion, a
+    /// source's one row copied to its `k` beams).
+    fn log_probs_to_host(&mut self, logits: Tensor) -> Result<(), GenerateError> {
+        let (k, vocab, rows) = (self.p.k, self.p.vocab, self.rows());
+        let lp_buf = &mut self.lp_buf;
+        lp_buf.resize(self.active.len() * k * vocab, 0.0);
+        if logits.device().is_cpu() {
+            // The one copy of the step's logits: log_softmax straight into the host buffer.
+            with_host_logits(&logits, rows, vocab, |data| {
+                log_softmax_rows(data, &mut lp_buf[..rows * vocab], vocab)
+            })?;
+        } else {
+            // On an accelerator, normalize there and bring back the result only.
+            let lsm = log_softmax_dev(&logits)?;
+            with_host_logits(&lsm, rows, vocab, |data| {
+                lp_buf[..rows * vocab].copy_from_slice(data)
+            })?;
+        }
+        drop(logits);
+        if !self.expanded {
+            // row s -> rows s*k .. s*k+k, from the back so no unread row is overwritten
+            for s in (0..rows).rev() {
+                for b in (0..k).rev() {
+                    let dst = (s * k + b) * vocab;
+                    if dst != s * vocab {
+                        lp_buf.copy_within(s * vocab..(s + 1) * vocab, dst);
                     }
                 }
             }
-            active
-                .par_iter_mut()
-                .zip(lp_buf.par_chunks_exact_mut(k * vocab))
-                .for_each(|(item, scores)| step_item(item, scores, &p, &ctx));
         }
+        Ok(())
+    }
 
-        parents.clear();
-        feed.clear();
-        for (ii, item) in active.iter().enumerate() {
+    /// Finished sources leave with their result; the rest's chosen beams become the next
+    /// step's `feed` and `parents`. Returns whether a next step runs.
+    fn advance(&mut self) -> bool {
+        let k = self.p.k;
+        self.parents.clear();
+        self.feed.clear();
+        for (ii, item) in self.active.iter().enumerate() {
             if item.done {
                 let len = item.fin_len[0];
-                results[item.src] = item.fin_tok[1..len].to_vec();
+                self.results[item.src] = item.fin_tok[1..len].to_vec();
             } else {
                 for &(_, ci) in &item.sel {
                     let c = item.cands[ci];
                     // before the expansion, source ii has one state row (all beams equal)
-                    parents.push(if expanded { ii * k + c.beam } else { ii } as u32);
-                    feed.push(c.token);
+                    let parent = if self.expanded { ii * k + c.beam } else { ii };
+                    self.parents.push(parent as u32);
+                    self.feed.push(c.token);
                 }
             }
         }
-        active.retain(|item| !item.done);
-        cur_len += 1;
-        if active.is_empty() {
-            break;
+        self.active.retain(|item| !item.done);
+        self.cur_len += 1;
+        let more = !self.active.is_empty();
+        if more {
+            self.expanded = true;
         }
-        state.select_rows(&parents)?;
-        expanded = true;
+        more
     }
-    Ok(results)
 }
 
 fn step_ctx(cur_len: usize, p: &Params, lp: f64) -> StepCtx {
