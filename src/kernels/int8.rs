@@ -431,35 +431,8 @@ mod x86 {
         }
     }
 
-    /// AVX-VNNI: 4 rows x 24 columns (half a panel) at a time, 12 accumulators + 3 weight
-    /// vectors + 1 broadcast = the 16 ymm registers.
-    #[target_feature(enable = "avx2,avxvnni")]
-    pub(super) unsafe fn tile_avx_vnni(
-        t: &Tile,
-        a: *const u8,
-        sx: *const f32,
-        o: *mut f32,
-        r: usize,
-    ) {
-        let mut i = 0;
-        while i < r {
-            for half in 0..2 {
-                if 24 * half >= t.ncols {
-                    break;
-                }
-                let (a, sx, o) = (a.add(4 * i), sx.add(i), o.add(i * t.ld));
-                match r - i {
-                    1 => avx_vnni::<1>(t, a, sx, o, half),
-                    2 => avx_vnni::<2>(t, a, sx, o, half),
-                    3 => avx_vnni::<3>(t, a, sx, o, half),
-                    _ => avx_vnni::<4>(t, a, sx, o, half),
-                }
-            }
-            i += 4;
-        }
-    }
-
-    /// Rows `R` x the 24 columns of half `half` of the panel.
+    /// AVX-VNNI: rows `R` (up to 4) x the 24 columns of half `half` of the panel, 12
+    /// accumulators + 3 weight vectors + 1 broadcast = the 16 ymm registers.
     #[target_feature(enable = "avx2,avxvnni")]
     #[inline]
     unsafe fn avx_vnni<const R: usize>(
@@ -486,21 +459,72 @@ mod x86 {
             ap = ap.add(4 * MR);
             bp = bp.add(4 * PANEL);
         }
-        for j in 0..3 {
-            let c0 = 24 * half + 8 * j;
-            if c0 >= t.ncols {
+        store_tile(t, &acc, true, 24 * half, sx, out);
+    }
+
+    /// Dequantize 256-bit accumulators (`acc[row][j]`: columns `c0 + 8j ..`, one per lane)
+    /// and store the valid columns; `comp`: subtract `128 * rowsum` (u8 activations).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn store_tile<const R: usize, const N: usize>(
+        t: &Tile,
+        acc: &[[__m256i; N]; R],
+        comp: bool,
+        c0: usize,
+        sx: *const f32,
+        out: *mut f32,
+    ) {
+        for j in 0..N {
+            let c = c0 + 8 * j;
+            if c >= t.ncols {
                 break;
             }
-            let cv = _mm256_loadu_si256(t.comp.add(c0) as *const _);
-            let sv = _mm256_loadu_ps(t.scale.add(c0));
-            let bv = _mm256_loadu_ps(t.bias.add(c0));
+            let cv = match comp {
+                true => _mm256_loadu_si256(t.comp.add(c) as *const _),
+                false => _mm256_setzero_si256(),
+            };
+            let sv = _mm256_loadu_ps(t.scale.add(c));
+            let bv = _mm256_loadu_ps(t.bias.add(c));
             for (i, row) in acc.iter().enumerate() {
                 let d = _mm256_cvtepi32_ps(_mm256_sub_epi32(row[j], cv));
                 let y = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(*sx.add(i))), sv);
-                store8(out.add(i * t.ld + c0), _mm256_add_ps(y, bv), t.ncols - c0);
+                store8(out.add(i * t.ld + c), _mm256_add_ps(y, bv), t.ncols - c);
             }
         }
     }
+
+    /// A tile entry point: the block's rows in groups of up to 4, over the panel's column
+    /// groups of `$cols`, each by `$tile::<rows>`.
+    macro_rules! row_groups {
+        ($name:ident, $tile:ident, $cols:expr, $features:literal) => {
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name(
+                t: &Tile,
+                a: *const u8,
+                sx: *const f32,
+                o: *mut f32,
+                r: usize,
+            ) {
+                for i in (0..r).step_by(4) {
+                    for g in 0..PANEL / $cols {
+                        if $cols * g >= t.ncols {
+                            break;
+                        }
+                        let (a, sx, o) = (a.add(4 * i), sx.add(i), o.add(i * t.ld));
+                        match r - i {
+                            1 => $tile::<1>(t, a, sx, o, g),
+                            2 => $tile::<2>(t, a, sx, o, g),
+                            3 => $tile::<3>(t, a, sx, o, g),
+                            _ => $tile::<4>(t, a, sx, o, g),
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    row_groups!(tile_avx_vnni, avx_vnni, 24, "avx2,avxvnni");
+    row_groups!(tile_avx2, avx2, 16, "avx2");
 
     /// The first `valid` (any number; 8 or more = all) lanes of `y` to `dst`.
     #[target_feature(enable = "avx2")]
@@ -515,34 +539,14 @@ mod x86 {
         }
     }
 
-    /// AVX2 without VNNI: 4 rows x 16 columns at a time (8 accumulators, 2 weight vectors
+    /// AVX2 without VNNI: rows `R` (up to 4) x the 16 columns of group `q` of the panel
+    /// (8 accumulators, 2 weight vectors
     /// and their absolute values, a broadcast and 2 temporaries: 15 of 16 ymm registers).
     /// Activations come signed (`q`, not `q + 128`): `vpmaddubsw(|w|, sign(q, w))` sums
     /// pairs of products of magnitude <= 127 * 127, so its 16-bit sums cannot saturate
     /// (u8 x i8 with `q + 128` up to 255 could), and `vpmaddwd` by 1 widens them exactly.
     /// No `128 * rowsum` compensation then: the sums are already `sum q * w`. Needs
     /// q != -128 (`vpsignb` cannot negate it), which quantization to +-127 guarantees.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn tile_avx2(t: &Tile, a: *const u8, sx: *const f32, o: *mut f32, r: usize) {
-        let mut i = 0;
-        while i < r {
-            for q in 0..NR {
-                if 16 * q >= t.ncols {
-                    break;
-                }
-                let (a, sx, o) = (a.add(4 * i), sx.add(i), o.add(i * t.ld));
-                match r - i {
-                    1 => avx2::<1>(t, a, sx, o, q),
-                    2 => avx2::<2>(t, a, sx, o, q),
-                    3 => avx2::<3>(t, a, sx, o, q),
-                    _ => avx2::<4>(t, a, sx, o, q),
-                }
-            }
-            i += 4;
-        }
-    }
-
-    /// Rows `R` (starting at `a`/`sx`/`out`) x the 16 columns of group `q` of the panel.
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn avx2<const R: usize>(
@@ -572,19 +576,7 @@ mod x86 {
             ap = ap.add(4 * MR);
             bp = bp.add(4 * PANEL);
         }
-        for j in 0..2 {
-            let c0 = 16 * q + 8 * j;
-            if c0 >= t.ncols {
-                break;
-            }
-            let sv = _mm256_loadu_ps(t.scale.add(c0));
-            let bv = _mm256_loadu_ps(t.bias.add(c0));
-            for (i, row) in acc.iter().enumerate() {
-                let d = _mm256_cvtepi32_ps(row[j]);
-                let y = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(*sx.add(i))), sv);
-                store8(out.add(i * t.ld + c0), _mm256_add_ps(y, bv), t.ncols - c0);
-            }
-        }
+        store_tile(t, &acc, false, 16 * q, sx, out);
     }
 
     /// [`super::quantize_row_u8_scalar`] with AVX2 (cvtps rounds ties to even as well;
