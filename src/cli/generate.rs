@@ -115,81 +115,20 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
     let prefix = loaded.prefix(summarizer);
     let (model, device, mut cfg) = (loaded.model, loaded.device, loaded.gen);
     let tokenizer = if args.ids { None } else { loaded.tokenizer };
-    if let Some(k) = args.beams {
-        cfg.num_beams = Some(k as usize);
-    }
-    if let Some(n) = args.min_new_tokens {
-        cfg.min_new_tokens = Some(n);
-    }
-    if let Some(n) = args.max_new_tokens {
-        cfg.max_new_tokens = Some(n as usize);
-    }
+    apply_overrides(args, &mut cfg);
     let resolved = cfg.resolve(model.vocab_size())?;
 
-    let vocab = model.vocab_size();
-    let mut lines: Vec<LineResult> = Vec::new();
-    let stdin = std::io::stdin();
-    for (i, line) in stdin.lock().split(b'\n').enumerate() {
-        let line = line.context("reading stdin")?;
-        let parsed = match &tokenizer {
-            None => parse_ids_line(&line, vocab),
-            Some(tok) => parse_text_line(&line, tok, &prefix),
-        };
-        lines.push(match parsed {
-            Ok(ids) => LineResult::Pending(ids),
-            Err(e) => LineResult::Failed(format!("line {}: {e}", i + 1)),
-        });
-    }
-
+    let mut lines = read_lines(tokenizer.as_ref(), model.vocab_size(), &prefix)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut printed = 0usize;
-    let mut gen_time = Duration::ZERO;
-    let mut n_tokens = 0usize;
-    let mut batch: Vec<usize> = Vec::new();
-    let mut batch_tokens = 0usize;
-    let mut i = 0usize;
-    while i <= lines.len() {
-        let pending_len = match lines.get(i) {
-            Some(LineResult::Pending(ids)) => Some(ids.len()),
-            _ => None,
-        };
-        let flush = match pending_len {
-            Some(len) => {
-                !batch.is_empty()
-                    && (batch.len() >= args.batch_size as usize
-                        || batch_tokens + len > TOKEN_BUDGET)
-            }
-            None => i == lines.len() && !batch.is_empty(),
-        };
-        if flush {
-            gen_time += run_batch(model.as_ref(), &resolved, &device, &mut lines, &batch);
-            batch.clear();
-            batch_tokens = 0;
-            // Everything before the next pending line is final: print it in order.
-            printed = print_ready(
-                &mut out,
-                &lines,
-                printed,
-                i,
-                &mut n_tokens,
-                tokenizer.as_ref(),
-            )?;
-        }
-        if let Some(len) = pending_len {
-            batch.push(i);
-            batch_tokens += len;
-        }
-        i += 1;
-    }
-    print_ready(
-        &mut out,
-        &lines,
-        printed,
-        lines.len(),
-        &mut n_tokens,
-        tokenizer.as_ref(),
-    )?;
+    let batcher = Batcher {
+        model: model.as_ref(),
+        resolved: &resolved,
+        device: &device,
+        tokenizer: tokenizer.as_ref(),
+        batch_size: args.batch_size as usize,
+    };
+    let (gen_time, n_tokens) = batcher.decode_and_print(&mut out, &mut lines)?;
     out.flush().context("writing stdout")?;
 
     let failed = lines
@@ -210,6 +149,105 @@ fn run_inner(args: &GenerateArgs, global: Global) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// The command line's `--beams`, `--min-new-tokens` and `--max-new-tokens` over the
+/// model's generation defaults.
+fn apply_overrides(args: &GenerateArgs, cfg: &mut crate::generate::GenerationConfig) {
+    if let Some(k) = args.beams {
+        cfg.num_beams = Some(k as usize);
+    }
+    if let Some(n) = args.min_new_tokens {
+        cfg.min_new_tokens = Some(n);
+    }
+    if let Some(n) = args.max_new_tokens {
+        cfg.max_new_tokens = Some(n as usize);
+    }
+}
+
+/// Every stdin line parsed into source ids (through `tokenizer` with `prefix`, or as ids
+/// below `vocab` without one); a line that does not parse is recorded as failed.
+fn read_lines(
+    tokenizer: Option<&crate::tokenize::Tokenizer>,
+    vocab: usize,
+    prefix: &str,
+) -> anyhow::Result<Vec<LineResult>> {
+    let mut lines: Vec<LineResult> = Vec::new();
+    let stdin = std::io::stdin();
+    for (i, line) in stdin.lock().split(b'\n').enumerate() {
+        let line = line.context("reading stdin")?;
+        let parsed = match tokenizer {
+            None => parse_ids_line(&line, vocab),
+            Some(tok) => parse_text_line(&line, tok, prefix),
+        };
+        lines.push(match parsed {
+            Ok(ids) => LineResult::Pending(ids),
+            Err(e) => LineResult::Failed(format!("line {}: {e}", i + 1)),
+        });
+    }
+    Ok(lines)
+}
+
+/// What decoding the lines in batches needs: the model, its resolved parameters, and the
+/// tokenizer that turns output ids into text (none with `--ids`).
+struct Batcher<'a> {
+    model: &'a dyn Seq2SeqModel,
+    resolved: &'a Resolved,
+    device: &'a Device,
+    tokenizer: Option<&'a crate::tokenize::Tokenizer>,
+    batch_size: usize,
+}
+
+impl Batcher<'_> {
+    /// Decodes the pending lines in input order, in batches of up to `batch_size` sources
+    /// and [`TOKEN_BUDGET`] source tokens, printing each line's record as soon as it and
+    /// all lines before it are final. Returns the generation time and generated tokens.
+    fn decode_and_print(
+        &self,
+        out: &mut impl Write,
+        lines: &mut [LineResult],
+    ) -> anyhow::Result<(Duration, usize)> {
+        let mut printed = 0usize;
+        let mut gen_time = Duration::ZERO;
+        let mut n_tokens = 0usize;
+        let mut batch: Vec<usize> = Vec::new();
+        let mut batch_tokens = 0usize;
+        let mut i = 0usize;
+        while i <= lines.len() {
+            let pending_len = match lines.get(i) {
+                Some(LineResult::Pending(ids)) => Some(ids.len()),
+                _ => None,
+            };
+            let flush = match pending_len {
+                Some(len) => {
+                    !batch.is_empty()
+                        && (batch.len() >= self.batch_size || batch_tokens + len > TOKEN_BUDGET)
+                }
+                None => i == lines.len() && !batch.is_empty(),
+            };
+            if flush {
+                gen_time += run_batch(self.model, self.resolved, self.device, lines, &batch);
+                batch.clear();
+                batch_tokens = 0;
+                // Everything before the next pending line is final: print it in order.
+                printed = print_ready(out, lines, printed, i, &mut n_tokens, self.tokenizer)?;
+            }
+            if let Some(len) = pending_len {
+                batch.push(i);
+                batch_tokens += len;
+            }
+            i += 1;
+        }
+        print_ready(
+            out,
+            lines,
+            printed,
+            lines.len(),
+            &mut n_tokens,
+            self.tokenizer,
+        )?;
+        Ok((gen_time, n_tokens))
+    }
 }
 
 /// Decodes the lines `batch` (all pending) together; if the batch fails, each line alone,

@@ -186,7 +186,72 @@ impl GenerationConfig {
     /// The concrete parameters for one `generate` call, with transformers' defaults and
     /// length bookkeeping. `vocab_size` is the width of the model's logits.
     pub fn resolve(&self, vocab_size: usize) -> Result<Resolved, GenerateError> {
-        let err = |m: String| Err(GenerateError::Config(m));
+        self.refuse_unsupported()?;
+        if self.do_sample == Some(true) {
+            tracing::warn!("do_sample=true in the generation config: tomtat decodes deterministically (greedy / beam search)");
+        }
+
+        let num_beams = self.num_beams.unwrap_or(1);
+        if num_beams == 0 {
+            return config_err("num_beams must be at least 1".into());
+        }
+        let eos = self
+            .eos_token_id
+            .as_ref()
+            .map(|e| e.to_vec())
+            .unwrap_or_default();
+        let decoder_start = self.decoder_start()?;
+        let pad = match (self.pad_token_id, eos.first()) {
+            (Some(p), _) => p,
+            (None, Some(&e)) => e,
+            (None, None) => 0,
+        };
+
+        // transformers: the decoder prompt is the decoder start token (length 1).
+        let prompt_len = 1usize;
+        let max_length = self.resolved_max_length(prompt_len)?;
+        let min_length = match self.min_new_tokens {
+            Some(n) => n + prompt_len,
+            None => self.min_length.unwrap_or(0),
+        };
+        let (repetition_penalty, length_penalty) = self.penalties()?;
+        let tokens = self.token_rules(&eos, vocab_size)?;
+        if (decoder_start as usize) >= vocab_size {
+            return config_err(format!(
+                "decoder start token {decoder_start} is outside the vocabulary (size {vocab_size})"
+            ));
+        }
+
+        Ok(Resolved {
+            num_beams,
+            length_penalty,
+            early_stopping: self.early_stopping.unwrap_or_default(),
+            max_length,
+            decoder_start,
+            pad,
+            eos,
+            processors: super::processors::Processors {
+                vocab_size,
+                repetition_penalty,
+                no_repeat_ngram_size: self.no_repeat_ngram_size.unwrap_or(0),
+                bad_single: tokens.bad_single,
+                bad_multi: tokens.bad_multi,
+                min_length,
+                min_new_tokens: self.min_new_tokens.unwrap_or(0),
+                prompt_len,
+                eos: tokens.eos_in_vocab,
+                forced_bos: tokens.forced_bos,
+                forced_eos: tokens.forced_eos,
+                max_length,
+                remove_invalid_values: self.remove_invalid_values.unwrap_or(false),
+                suppress: tokens.suppress,
+                renormalize: self.renormalize_logits.unwrap_or(false),
+            },
+        })
+    }
+
+    /// Refuses the parameters that change the output and that tomtat does not implement.
+    fn refuse_unsupported(&self) -> Result<(), GenerateError> {
         for (name, set) in [
             (
                 "num_beam_groups",
@@ -234,44 +299,31 @@ impl GenerationConfig {
             ),
         ] {
             if set {
-                return err(format!("generation parameter {name} is not supported"));
+                return config_err(format!("generation parameter {name} is not supported"));
             }
         }
-        if self.do_sample == Some(true) {
-            tracing::warn!("do_sample=true in the generation config: tomtat decodes deterministically (greedy / beam search)");
-        }
+        Ok(())
+    }
 
-        let num_beams = self.num_beams.unwrap_or(1);
-        if num_beams == 0 {
-            return err("num_beams must be at least 1".into());
-        }
-        let eos = self
-            .eos_token_id
-            .as_ref()
-            .map(|e| e.to_vec())
-            .unwrap_or_default();
-        let decoder_start = match self
+    /// The decoder start token: the generation config's, else its BOS, else `config.json`'s.
+    fn decoder_start(&self) -> Result<u32, GenerateError> {
+        match self
             .decoder_start_token_id
             .or(self.bos_token_id)
             .or(self.model_decoder_start_token_id)
         {
-            Some(t) => t,
-            None => {
-                return err(
-                    "neither decoder_start_token_id nor bos_token_id is set for an \
-                     encoder-decoder model"
-                        .into(),
-                )
-            }
-        };
-        let pad = match (self.pad_token_id, eos.first()) {
-            (Some(p), _) => p,
-            (None, Some(&e)) => e,
-            (None, None) => 0,
-        };
+            Some(t) => Ok(t),
+            None => config_err(
+                "neither decoder_start_token_id nor bos_token_id is set for an \
+                 encoder-decoder model"
+                    .into(),
+            ),
+        }
+    }
 
-        // transformers: the decoder prompt is the decoder start token (length 1).
-        let prompt_len = 1usize;
+    /// Total decoder length limit (`prompt_len` included): `max_new_tokens`, else
+    /// `max_length`, else 20 new tokens, capped by the model's decoder positions.
+    fn resolved_max_length(&self, prompt_len: usize) -> Result<usize, GenerateError> {
         let max_length = if let Some(n) = self.max_new_tokens {
             n + prompt_len
         } else if let Some(m) = self.max_length {
@@ -296,71 +348,44 @@ impl GenerationConfig {
             _ => max_length,
         };
         if max_length <= prompt_len {
-            return err(format!(
+            return config_err(format!(
                 "max_length {max_length} leaves no room to generate after the decoder start \
                  token (set max_new_tokens >= 1)"
             ));
         }
-        let min_length = match self.min_new_tokens {
-            Some(n) => n + prompt_len,
-            None => self.min_length.unwrap_or(0),
-        };
+        Ok(max_length)
+    }
 
+    /// Checked repetition penalty (`None` when it is 1) and length penalty (default 1).
+    fn penalties(&self) -> Result<(Option<f32>, f64), GenerateError> {
         let repetition_penalty = match self.repetition_penalty {
             Some(p) if p <= 0.0 || !p.is_finite() => {
-                return err(format!("repetition_penalty must be > 0, not {p}"))
+                return config_err(format!("repetition_penalty must be > 0, not {p}"))
             }
             Some(p) if p != 1.0 => Some(p as f32),
             _ => None,
         };
         let length_penalty = self.length_penalty.unwrap_or(1.0);
         if !length_penalty.is_finite() {
-            return err(format!(
+            return config_err(format!(
                 "length_penalty must be finite, not {length_penalty}"
             ));
         }
+        Ok((repetition_penalty, length_penalty))
+    }
 
-        let check_id = |what: &str, t: u32| -> Result<u32, GenerateError> {
-            if (t as usize) < vocab_size {
-                Ok(t)
-            } else {
-                Err(GenerateError::Config(format!(
-                    "{what} {t} is outside the vocabulary (size {vocab_size})"
-                )))
-            }
-        };
-        let mut bad_single = Vec::new();
-        let mut bad_multi: Vec<(Vec<u32>, u32)> = Vec::new();
-        if let Some(words) = &self.bad_words_ids {
-            for w in words {
-                // transformers drops the single-token sequences that are an EOS token.
-                if w.len() == 1 && eos.contains(&w[0]) {
-                    continue;
-                }
-                let Some((&last, prefix)) = w.split_last() else {
-                    return err("bad_words_ids contains an empty sequence".into());
-                };
-                for &t in w {
-                    check_id("bad_words_ids token", t)?;
-                }
-                if prefix.is_empty() {
-                    if !bad_single.contains(&last) {
-                        bad_single.push(last);
-                    }
-                } else if !bad_multi.iter().any(|(p, l)| p == prefix && *l == last) {
-                    bad_multi.push((prefix.to_vec(), last));
-                }
-            }
-        }
+    /// The token lists of the logits processors, checked against the vocabulary.
+    fn token_rules(&self, eos: &[u32], vocab_size: usize) -> Result<TokenRules, GenerateError> {
+        let (bad_single, bad_multi) = self.bad_words(eos, vocab_size)?;
         let forced_bos = match self.forced_bos_token_id {
-            Some(t) => Some(check_id("forced_bos_token_id", t)?),
+            Some(t) => Some(check_id("forced_bos_token_id", t, vocab_size)?),
             None => None,
         };
         let forced_eos = match &self.forced_eos_token_id {
             Some(ids) => {
                 let ids = ids.to_vec();
                 for &t in &ids {
-                    check_id("forced_eos_token_id", t)?;
+                    check_id("forced_eos_token_id", t, vocab_size)?;
                 }
                 ids
             }
@@ -380,38 +405,72 @@ impl GenerationConfig {
             .copied()
             .filter(|&t| (t as usize) < vocab_size)
             .collect();
-        if (decoder_start as usize) >= vocab_size {
-            return err(format!(
-                "decoder start token {decoder_start} is outside the vocabulary (size {vocab_size})"
-            ));
-        }
-
-        Ok(Resolved {
-            num_beams,
-            length_penalty,
-            early_stopping: self.early_stopping.unwrap_or_default(),
-            max_length,
-            decoder_start,
-            pad,
-            eos: eos.clone(),
-            processors: super::processors::Processors {
-                vocab_size,
-                repetition_penalty,
-                no_repeat_ngram_size: self.no_repeat_ngram_size.unwrap_or(0),
-                bad_single,
-                bad_multi,
-                min_length,
-                min_new_tokens: self.min_new_tokens.unwrap_or(0),
-                prompt_len,
-                eos: eos_in_vocab,
-                forced_bos,
-                forced_eos,
-                max_length,
-                remove_invalid_values: self.remove_invalid_values.unwrap_or(false),
-                suppress,
-                renormalize: self.renormalize_logits.unwrap_or(false),
-            },
+        Ok(TokenRules {
+            bad_single,
+            bad_multi,
+            forced_bos,
+            forced_eos,
+            suppress,
+            eos_in_vocab,
         })
+    }
+
+    /// `bad_words_ids` split into single banned tokens and (prefix, last token) sequences,
+    /// deduplicated, without the single-token sequences that are an EOS token.
+    fn bad_words(&self, eos: &[u32], vocab_size: usize) -> Result<BadWords, GenerateError> {
+        let mut bad_single = Vec::new();
+        let mut bad_multi: Vec<(Vec<u32>, u32)> = Vec::new();
+        if let Some(words) = &self.bad_words_ids {
+            for w in words {
+                // transformers drops the single-token sequences that are an EOS token.
+                if w.len() == 1 && eos.contains(&w[0]) {
+                    continue;
+                }
+                let Some((&last, prefix)) = w.split_last() else {
+                    return config_err("bad_words_ids contains an empty sequence".into());
+                };
+                for &t in w {
+                    check_id("bad_words_ids token", t, vocab_size)?;
+                }
+                if prefix.is_empty() {
+                    if !bad_single.contains(&last) {
+                        bad_single.push(last);
+                    }
+                } else if !bad_multi.iter().any(|(p, l)| p == prefix && *l == last) {
+                    bad_multi.push((prefix.to_vec(), last));
+                }
+            }
+        }
+        Ok((bad_single, bad_multi))
+    }
+}
+
+/// Banned single tokens, and banned sequences as (prefix, last token).
+type BadWords = (Vec<u32>, Vec<(Vec<u32>, u32)>);
+
+/// Token lists of [`GenerationConfig::token_rules`], for the logits processors.
+struct TokenRules {
+    bad_single: Vec<u32>,
+    bad_multi: Vec<(Vec<u32>, u32)>,
+    forced_bos: Option<u32>,
+    forced_eos: Vec<u32>,
+    suppress: Vec<u32>,
+    eos_in_vocab: Vec<u32>,
+}
+
+/// A [`GenerateError::Config`] with message `m`.
+fn config_err<T>(m: String) -> Result<T, GenerateError> {
+    Err(GenerateError::Config(m))
+}
+
+/// `t` when it is inside the vocabulary, else an error naming it as `what`.
+fn check_id(what: &str, t: u32, vocab_size: usize) -> Result<u32, GenerateError> {
+    if (t as usize) < vocab_size {
+        Ok(t)
+    } else {
+        Err(GenerateError::Config(format!(
+            "{what} {t} is outside the vocabulary (size {vocab_size})"
+        )))
     }
 }
 

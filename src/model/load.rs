@@ -160,11 +160,169 @@ fn tied_embeddings(
     }
 }
 
+/// One family's names for the blocks of a layer, and how its norms and feed-forwards load.
+struct LayerLayout<'a> {
+    d_model: usize,
+    eps: f64,
+    lo: LoadOptions,
+    /// Attention projections (q, k, v, out) inside an attention block.
+    proj: [&'a str; 4],
+    /// Whether the attention projections have biases.
+    bias: bool,
+    /// LayerNorm (BART family) or RMSNorm (T5).
+    norm: fn(&VarBuilder, usize, f64) -> Result<Norm>,
+    /// The family's feed-forward block under a VarBuilder, with its inner size.
+    ffn: &'a dyn Fn(&VarBuilder, usize) -> Result<FeedForward>,
+    self_attn: &'a str,
+    self_norm: &'a str,
+    cross_attn: &'a str,
+    cross_norm: &'a str,
+}
+
+/// Where one side's (encoder or decoder) layers are and their sizes.
+struct SideLayout<'a> {
+    /// Layer `i` is at `{layers}.{i}`, then `.{sub}` when given.
+    layers: &'a str,
+    sub: Option<&'a str>,
+    count: usize,
+    heads: usize,
+    head_dim: usize,
+    ffn_dim: usize,
+    /// Attention scale folded into q.
+    scale: Option<f64>,
+    /// The feed-forward block's prefix inside a layer (`None`: the layer itself), and its
+    /// norm's.
+    ffn: Option<&'a str>,
+    ffn_norm: &'a str,
+}
+
+impl LayerLayout<'_> {
+    /// The VarBuilder of layer `i` of `side`.
+    fn layer_vb<'v>(vb: &VarBuilder<'v>, side: &SideLayout, i: usize) -> VarBuilder<'v> {
+        let lv = vb.pp(side.layers).pp(i);
+        match side.sub {
+            Some(sub) => lv.pp(sub),
+            None => lv,
+        }
+    }
+
+    /// The attention block `name` of a layer, with the side's heads and scale.
+    fn attention(&self, lv: &VarBuilder, name: &str, side: &SideLayout) -> Result<Attention> {
+        attention(
+            &lv.pp(name),
+            self.lo,
+            self.proj,
+            self.d_model,
+            side.heads,
+            side.head_dim,
+            self.bias,
+            side.scale,
+        )
+    }
+
+    /// The norm `name` of a layer.
+    fn norm(&self, lv: &VarBuilder, name: &str) -> Result<Norm> {
+        (self.norm)(&lv.pp(name), self.d_model, self.eps)
+    }
+
+    /// The feed-forward block of a layer.
+    fn ffn(&self, lv: &VarBuilder, side: &SideLayout) -> Result<FeedForward> {
+        match side.ffn {
+            Some(prefix) => (self.ffn)(&lv.pp(prefix), side.ffn_dim),
+            None => (self.ffn)(lv, side.ffn_dim),
+        }
+    }
+
+    /// All encoder layers (self-attention and feed-forward blocks).
+    fn encoder_layers(&self, vb: &VarBuilder, side: &SideLayout) -> Result<Vec<EncoderLayer>> {
+        let mut layers = Vec::with_capacity(side.count);
+        for i in 0..side.count {
+            let lv = Self::layer_vb(vb, side, i);
+            layers.push(EncoderLayer {
+                self_attn: self.attention(&lv, self.self_attn, side)?,
+                self_norm: self.norm(&lv, self.self_norm)?,
+                ffn: self.ffn(&lv, side)?,
+                ffn_norm: self.norm(&lv, side.ffn_norm)?,
+            });
+        }
+        Ok(layers)
+    }
+
+    /// All decoder layers (self-attention, cross-attention and feed-forward blocks).
+    fn decoder_layers(&self, vb: &VarBuilder, side: &SideLayout) -> Result<Vec<DecoderLayer>> {
+        let mut layers = Vec::with_capacity(side.count);
+        for i in 0..side.count {
+            let lv = Self::layer_vb(vb, side, i);
+            layers.push(DecoderLayer {
+                self_attn: self.attention(&lv, self.self_attn, side)?,
+                self_norm: self.norm(&lv, self.self_norm)?,
+                cross_attn: self.attention(&lv, self.cross_attn, side)?,
+                cross_norm: self.norm(&lv, self.cross_norm)?,
+                ffn: self.ffn(&lv, side)?,
+                ffn_norm: self.norm(&lv, side.ffn_norm)?,
+            });
+        }
+        Ok(layers)
+    }
+}
+
+/// The output projection, then the embeddings (which may read their rows from it, see
+/// [`tied_embeddings`]). Packing the projection first frees the (tied) embedding tensor
+/// before the layers load, which keeps the peak memory of loading near the model's size.
+fn head_and_embeddings(
+    root: &VarBuilder,
+    cfg: &ModelConfig,
+    lo: LoadOptions,
+    enc_w: Tensor,
+    dec_w: Tensor,
+    bias: Option<Tensor>,
+    scale: Option<f64>,
+) -> Result<(Linear, Embedding, Embedding)> {
+    let lm_w = output_projection(root, cfg, &dec_w)?;
+    let tied = lm_w.id() == dec_w.id();
+    let lm_head = Linear::prepared(lm_w, bias, lo.q8)?;
+    let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, enc_w, dec_w, scale);
+    Ok((lm_head, enc_embed, dec_embed))
+}
+
+/// The embedding shared by encoder and decoder (or the encoder's, when they are separate).
+fn shared_embedding(vb: &VarBuilder, cfg: &ModelConfig) -> Result<Tensor> {
+    first_of(
+        vb,
+        &[cfg.vocab_size, cfg.d_model],
+        &[
+            "shared.weight",
+            "encoder.embed_tokens.weight",
+            "decoder.embed_tokens.weight",
+        ],
+    )
+}
+
+/// The model from its parts (fresh cache pool).
+fn transformer(
+    cfg: &ModelConfig,
+    encoder: Stack<EncoderLayer>,
+    decoder: Stack<DecoderLayer>,
+    pre_norm: bool,
+    lm_head: Linear,
+    output_scale: Option<f64>,
+    device: candle_core::Device,
+) -> Transformer {
+    Transformer {
+        config: cfg.clone(),
+        encoder,
+        decoder,
+        pre_norm,
+        lm_head,
+        output_scale,
+        device,
+        cache_pool: Default::default(),
+    }
+}
+
 /// Marian / BART / mBART (`model.encoder.layers.N.self_attn.q_proj.weight`, ...).
 fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder, lo: LoadOptions) -> Result<Transformer> {
     let device = root.device().clone();
-    let d = cfg.d_model;
-    let eps = cfg.layer_norm_eps;
     // BartModel / MarianModel checkpoints have no "model." prefix.
     let vb = if root.contains_tensor("model.encoder.layers.0.self_attn.q_proj.weight")
         || root.contains_tensor("model.shared.weight")
@@ -173,253 +331,263 @@ fn load_bart_like(cfg: &ModelConfig, root: &VarBuilder, lo: LoadOptions) -> Resu
     } else {
         root.clone()
     };
+    let (lm_head, enc_embed, dec_embed) = bart_head_and_embeddings(cfg, root, &vb, lo)?;
+    let ffn = |lv: &VarBuilder, ffn_dim: usize| bart_ffn(cfg, lo, lv, ffn_dim);
+    let layout = LayerLayout {
+        d_model: cfg.d_model,
+        eps: cfg.layer_norm_eps,
+        lo,
+        proj: ["q_proj", "k_proj", "v_proj", "out_proj"],
+        bias: true,
+        norm: layer_norm,
+        ffn: &ffn,
+        self_attn: "self_attn",
+        self_norm: "self_attn_layer_norm",
+        cross_attn: "encoder_attn",
+        cross_norm: "encoder_attn_layer_norm",
+    };
+    let side = |layers, count, heads, head_dim: usize, ffn_dim| SideLayout {
+        layers,
+        sub: None,
+        count,
+        heads,
+        head_dim,
+        ffn_dim,
+        scale: Some((head_dim as f64).powf(-0.5)),
+        ffn: None,
+        ffn_norm: "final_layer_norm",
+    };
+    let enc_layers = layout.encoder_layers(
+        &vb,
+        &side(
+            "encoder.layers",
+            cfg.encoder_layers,
+            cfg.encoder_heads,
+            cfg.encoder_head_dim,
+            cfg.encoder_ffn_dim,
+        ),
+    )?;
+    let dec_layers = layout.decoder_layers(
+        &vb,
+        &side(
+            "decoder.layers",
+            cfg.decoder_layers,
+            cfg.decoder_heads,
+            cfg.decoder_head_dim,
+            cfg.decoder_ffn_dim,
+        ),
+    )?;
+    let encoder = bart_stack(cfg, root, &vb, "encoder", enc_embed, enc_layers)?;
+    let decoder = bart_stack(cfg, root, &vb, "decoder", dec_embed, dec_layers)?;
     let pre_norm = cfg.arch == Arch::MBart;
+    Ok(transformer(
+        cfg, encoder, decoder, pre_norm, lm_head, None, device,
+    ))
+}
+
+/// BART-family output projection (with `final_logits_bias`) and token embeddings
+/// (scaled by sqrt(d_model) with `scale_embedding`).
+fn bart_head_and_embeddings(
+    cfg: &ModelConfig,
+    root: &VarBuilder,
+    vb: &VarBuilder,
+    lo: LoadOptions,
+) -> Result<(Linear, Embedding, Embedding)> {
+    let d = cfg.d_model;
     let scale = if cfg.scale_embedding {
         Some((d as f64).sqrt())
     } else {
         None
     };
-    let enc_w = first_of(
-        &vb,
-        &[cfg.vocab_size, d],
-        &[
-            "shared.weight",
-            "encoder.embed_tokens.weight",
-            "decoder.embed_tokens.weight",
-        ],
-    )?;
+    let enc_w = shared_embedding(vb, cfg)?;
     let dec_w = if cfg.share_encoder_decoder_embeddings {
         enc_w.clone()
     } else {
         tensor(
-            &vb,
+            vb,
             &[cfg.decoder_vocab_size, d],
             "decoder.embed_tokens.weight",
         )?
     };
-    // The output projection first: packing it frees the (tied) embedding tensor before the
-    // layers load, which keeps the peak memory of loading near the model's size.
     let final_logits_bias = if root.contains_tensor("final_logits_bias") {
         Some(tensor(root, &[1, cfg.decoder_vocab_size], "final_logits_bias")?.squeeze(0)?)
     } else {
         None
     };
-    let lm_w = output_projection(root, cfg, &dec_w)?;
-    let tied = lm_w.id() == dec_w.id();
-    let lm_head = Linear::prepared(lm_w, final_logits_bias, lo.q8)?;
-    let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, enc_w, dec_w, scale);
-    let max_pos = cfg.max_position_embeddings.unwrap_or(1024);
-    let positions = |side: &str| -> Result<Positions> {
-        if cfg.arch == Arch::Marian {
-            Positions::sinusoidal(max_pos, d, root.dtype(), &device)
-        } else {
-            let t = tensor(
-                &vb.pp(side).pp("embed_positions"),
-                &[max_pos + 2, d],
-                "weight",
-            )?;
-            Positions::learned(t, 2)
-        }
-    };
-    let embed_norm = |side: &str| -> Result<Option<Norm>> {
-        match cfg.arch {
-            Arch::Marian => Ok(None),
-            _ => Ok(Some(layer_norm(
-                &vb.pp(side).pp("layernorm_embedding"),
-                d,
-                eps,
-            )?)),
-        }
-    };
-    let final_norm = |side: &str| -> Result<Option<Norm>> {
-        match cfg.arch {
-            Arch::MBart => Ok(Some(layer_norm(&vb.pp(side).pp("layer_norm"), d, eps)?)),
-            _ => Ok(None),
-        }
-    };
-    let ffn = |lv: &VarBuilder, ffn_dim: usize| -> Result<FeedForward> {
-        Ok(FeedForward {
-            wi: linear(&lv.pp("fc1"), lo, ffn_dim, d, true)?,
-            gate: None,
-            wo: linear(&lv.pp("fc2"), lo, d, ffn_dim, true)?,
-            act: cfg.activation,
-        })
-    };
-    let proj = ["q_proj", "k_proj", "v_proj", "out_proj"];
-    let enc_scale = Some((cfg.encoder_head_dim as f64).powf(-0.5));
-    let dec_scale = Some((cfg.decoder_head_dim as f64).powf(-0.5));
+    head_and_embeddings(root, cfg, lo, enc_w, dec_w, final_logits_bias, scale)
+}
 
-    let mut enc_layers = Vec::with_capacity(cfg.encoder_layers);
-    for i in 0..cfg.encoder_layers {
-        let lv = vb.pp("encoder.layers").pp(i);
-        enc_layers.push(EncoderLayer {
-            self_attn: attention(
-                &lv.pp("self_attn"),
-                lo,
-                proj,
-                d,
-                cfg.encoder_heads,
-                cfg.encoder_head_dim,
-                true,
-                enc_scale,
-            )?,
-            self_norm: layer_norm(&lv.pp("self_attn_layer_norm"), d, eps)?,
-            ffn: ffn(&lv, cfg.encoder_ffn_dim)?,
-            ffn_norm: layer_norm(&lv.pp("final_layer_norm"), d, eps)?,
-        });
-    }
-    let mut dec_layers = Vec::with_capacity(cfg.decoder_layers);
-    for i in 0..cfg.decoder_layers {
-        let lv = vb.pp("decoder.layers").pp(i);
-        let (h, hd) = (cfg.decoder_heads, cfg.decoder_head_dim);
-        dec_layers.push(DecoderLayer {
-            self_attn: attention(&lv.pp("self_attn"), lo, proj, d, h, hd, true, dec_scale)?,
-            self_norm: layer_norm(&lv.pp("self_attn_layer_norm"), d, eps)?,
-            cross_attn: attention(&lv.pp("encoder_attn"), lo, proj, d, h, hd, true, dec_scale)?,
-            cross_norm: layer_norm(&lv.pp("encoder_attn_layer_norm"), d, eps)?,
-            ffn: ffn(&lv, cfg.decoder_ffn_dim)?,
-            ffn_norm: layer_norm(&lv.pp("final_layer_norm"), d, eps)?,
-        });
-    }
-    Ok(Transformer {
-        config: cfg.clone(),
-        encoder: Stack {
-            embed: enc_embed,
-            positions: Some(positions("encoder")?),
-            embed_norm: embed_norm("encoder")?,
-            layers: enc_layers,
-            final_norm: final_norm("encoder")?,
-            rel_bias: None,
-        },
-        decoder: Stack {
-            embed: dec_embed,
-            positions: Some(positions("decoder")?),
-            embed_norm: embed_norm("decoder")?,
-            layers: dec_layers,
-            final_norm: final_norm("decoder")?,
-            rel_bias: None,
-        },
-        pre_norm,
-        lm_head,
-        output_scale: None,
-        device,
-        cache_pool: Default::default(),
+/// BART-family feed-forward block (`fc1`, `fc2`, with biases).
+fn bart_ffn(
+    cfg: &ModelConfig,
+    lo: LoadOptions,
+    lv: &VarBuilder,
+    ffn_dim: usize,
+) -> Result<FeedForward> {
+    let d = cfg.d_model;
+    Ok(FeedForward {
+        wi: linear(&lv.pp("fc1"), lo, ffn_dim, d, true)?,
+        gate: None,
+        wo: linear(&lv.pp("fc2"), lo, d, ffn_dim, true)?,
+        act: cfg.activation,
+    })
+}
+
+/// One BART-family side (`encoder` / `decoder`) around its layers: positions (Marian
+/// sinusoidal, else learned with offset 2), BART's `layernorm_embedding`, mBART's final
+/// `layer_norm`.
+fn bart_stack<L>(
+    cfg: &ModelConfig,
+    root: &VarBuilder,
+    vb: &VarBuilder,
+    side: &str,
+    embed: Embedding,
+    layers: Vec<L>,
+) -> Result<Stack<L>> {
+    let (d, eps) = (cfg.d_model, cfg.layer_norm_eps);
+    let max_pos = cfg.max_position_embeddings.unwrap_or(1024);
+    let positions = if cfg.arch == Arch::Marian {
+        Positions::sinusoidal(max_pos, d, root.dtype(), root.device())?
+    } else {
+        let t = tensor(
+            &vb.pp(side).pp("embed_positions"),
+            &[max_pos + 2, d],
+            "weight",
+        )?;
+        Positions::learned(t, 2)?
+    };
+    let embed_norm = match cfg.arch {
+        Arch::Marian => None,
+        _ => Some(layer_norm(&vb.pp(side).pp("layernorm_embedding"), d, eps)?),
+    };
+    let final_norm = match cfg.arch {
+        Arch::MBart => Some(layer_norm(&vb.pp(side).pp("layer_norm"), d, eps)?),
+        _ => None,
+    };
+    Ok(Stack {
+        embed,
+        positions: Some(positions),
+        embed_norm,
+        layers,
+        final_norm,
+        rel_bias: None,
     })
 }
 
 /// T5 / mT5 (`encoder.block.N.layer.0.SelfAttention.q.weight`, `shared.weight`, ...).
 fn load_t5(cfg: &ModelConfig, vb: &VarBuilder, lo: LoadOptions) -> Result<Transformer> {
     let device = vb.device().clone();
-    let d = cfg.d_model;
-    let eps = cfg.layer_norm_eps;
-    let (h, hd) = (cfg.encoder_heads, cfg.encoder_head_dim);
-    let nb = cfg.relative_attention_num_buckets;
-    let shared = first_of(
-        vb,
-        &[cfg.vocab_size, d],
-        &[
-            "shared.weight",
-            "encoder.embed_tokens.weight",
-            "decoder.embed_tokens.weight",
-        ],
-    )?;
-    let lm_w = output_projection(vb, cfg, &shared)?;
-    let tied = lm_w.id() == shared.id();
-    let lm_head = Linear::prepared(lm_w, None, lo.q8)?;
-    let (enc_embed, dec_embed) = tied_embeddings(&lm_head, tied, shared.clone(), shared, None);
-    let names = ["q", "k", "v", "o"];
-    let ffn = |lv: &VarBuilder| -> Result<FeedForward> {
-        let fv = lv.pp("DenseReluDense");
-        let f = cfg.encoder_ffn_dim;
-        Ok(if cfg.gated_ffn {
-            FeedForward {
-                wi: linear(&fv.pp("wi_0"), lo, f, d, false)?,
-                gate: Some(linear(&fv.pp("wi_1"), lo, f, d, false)?),
-                wo: linear(&fv.pp("wo"), lo, d, f, false)?,
-                act: cfg.activation,
-            }
-        } else {
-            FeedForward {
-                wi: linear(&fv.pp("wi"), lo, f, d, false)?,
-                gate: None,
-                wo: linear(&fv.pp("wo"), lo, d, f, false)?,
-                act: cfg.activation,
-            }
-        })
+    let shared = shared_embedding(vb, cfg)?;
+    let (lm_head, enc_embed, dec_embed) =
+        head_and_embeddings(vb, cfg, lo, shared.clone(), shared, None, None)?;
+    let ffn = |lv: &VarBuilder, ffn_dim: usize| t5_ffn(cfg, lo, lv, ffn_dim);
+    let layout = LayerLayout {
+        d_model: cfg.d_model,
+        eps: cfg.layer_norm_eps,
+        lo,
+        proj: ["q", "k", "v", "o"],
+        bias: false,
+        norm: rms_norm,
+        ffn: &ffn,
+        self_attn: "0.SelfAttention",
+        self_norm: "0.layer_norm",
+        cross_attn: "1.EncDecAttention",
+        cross_norm: "1.layer_norm",
     };
-    let rel = |side: &str, bidirectional: bool| -> Result<RelativeBias> {
-        let t = tensor(
-            &vb.pp(side)
-                .pp("block.0.layer.0.SelfAttention.relative_attention_bias"),
-            &[nb, h],
-            "weight",
-        )?;
-        Ok(RelativeBias {
-            table: t,
+    // T5 sizes both sides with the encoder's heads and feed-forward width.
+    let side = |layers, count, ffn, ffn_norm| SideLayout {
+        layers,
+        sub: Some("layer"),
+        count,
+        heads: cfg.encoder_heads,
+        head_dim: cfg.encoder_head_dim,
+        ffn_dim: cfg.encoder_ffn_dim,
+        scale: None,
+        ffn: Some(ffn),
+        ffn_norm,
+    };
+    let enc_layers = layout.encoder_layers(
+        vb,
+        &side("encoder.block", cfg.encoder_layers, "1", "1.layer_norm"),
+    )?;
+    let dec_layers = layout.decoder_layers(
+        vb,
+        &side("decoder.block", cfg.decoder_layers, "2", "2.layer_norm"),
+    )?;
+    let encoder = t5_stack(cfg, vb, "encoder", true, enc_embed, enc_layers)?;
+    let decoder = t5_stack(cfg, vb, "decoder", false, dec_embed, dec_layers)?;
+    let output_scale = if cfg.scale_decoder_outputs {
+        Some((cfg.d_model as f64).powf(-0.5))
+    } else {
+        None
+    };
+    Ok(transformer(
+        cfg,
+        encoder,
+        decoder,
+        true,
+        lm_head,
+        output_scale,
+        device,
+    ))
+}
+
+/// T5 feed-forward block (`DenseReluDense`: `wi`, `wo`, or gated `wi_0`, `wi_1`, `wo`;
+/// no biases).
+fn t5_ffn(cfg: &ModelConfig, lo: LoadOptions, lv: &VarBuilder, f: usize) -> Result<FeedForward> {
+    let fv = lv.pp("DenseReluDense");
+    let d = cfg.d_model;
+    Ok(if cfg.gated_ffn {
+        FeedForward {
+            wi: linear(&fv.pp("wi_0"), lo, f, d, false)?,
+            gate: Some(linear(&fv.pp("wi_1"), lo, f, d, false)?),
+            wo: linear(&fv.pp("wo"), lo, d, f, false)?,
+            act: cfg.activation,
+        }
+    } else {
+        FeedForward {
+            wi: linear(&fv.pp("wi"), lo, f, d, false)?,
+            gate: None,
+            wo: linear(&fv.pp("wo"), lo, d, f, false)?,
+            act: cfg.activation,
+        }
+    })
+}
+
+/// One T5 side (`encoder` / `decoder`) around its layers: `final_layer_norm` and the
+/// relative position bias of its first layer (bidirectional in the encoder).
+fn t5_stack<L>(
+    cfg: &ModelConfig,
+    vb: &VarBuilder,
+    side: &str,
+    bidirectional: bool,
+    embed: Embedding,
+    layers: Vec<L>,
+) -> Result<Stack<L>> {
+    let final_norm = rms_norm(
+        &vb.pp(side).pp("final_layer_norm"),
+        cfg.d_model,
+        cfg.layer_norm_eps,
+    )?;
+    let nb = cfg.relative_attention_num_buckets;
+    let table = tensor(
+        &vb.pp(side)
+            .pp("block.0.layer.0.SelfAttention.relative_attention_bias"),
+        &[nb, cfg.encoder_heads],
+        "weight",
+    )?;
+    Ok(Stack {
+        embed,
+        positions: None,
+        embed_norm: None,
+        layers,
+        final_norm: Some(final_norm),
+        rel_bias: Some(RelativeBias {
+            table,
             bidirectional,
             num_buckets: nb,
             max_distance: cfg.relative_attention_max_distance,
-        })
-    };
-    let mut enc_layers = Vec::with_capacity(cfg.encoder_layers);
-    for i in 0..cfg.encoder_layers {
-        let lv = vb.pp("encoder.block").pp(i).pp("layer");
-        enc_layers.push(EncoderLayer {
-            self_attn: attention(&lv.pp("0.SelfAttention"), lo, names, d, h, hd, false, None)?,
-            self_norm: rms_norm(&lv.pp("0.layer_norm"), d, eps)?,
-            ffn: ffn(&lv.pp("1"))?,
-            ffn_norm: rms_norm(&lv.pp("1.layer_norm"), d, eps)?,
-        });
-    }
-    let mut dec_layers = Vec::with_capacity(cfg.decoder_layers);
-    for i in 0..cfg.decoder_layers {
-        let lv = vb.pp("decoder.block").pp(i).pp("layer");
-        dec_layers.push(DecoderLayer {
-            self_attn: attention(&lv.pp("0.SelfAttention"), lo, names, d, h, hd, false, None)?,
-            self_norm: rms_norm(&lv.pp("0.layer_norm"), d, eps)?,
-            cross_attn: attention(
-                &lv.pp("1.EncDecAttention"),
-                lo,
-                names,
-                d,
-                h,
-                hd,
-                false,
-                None,
-            )?,
-            cross_norm: rms_norm(&lv.pp("1.layer_norm"), d, eps)?,
-            ffn: ffn(&lv.pp("2"))?,
-            ffn_norm: rms_norm(&lv.pp("2.layer_norm"), d, eps)?,
-        });
-    }
-    let stack_final = |side: &str| rms_norm(&vb.pp(side).pp("final_layer_norm"), d, eps);
-    Ok(Transformer {
-        config: cfg.clone(),
-        encoder: Stack {
-            embed: enc_embed,
-            positions: None,
-            embed_norm: None,
-            layers: enc_layers,
-            final_norm: Some(stack_final("encoder")?),
-            rel_bias: Some(rel("encoder", true)?),
-        },
-        decoder: Stack {
-            embed: dec_embed,
-            positions: None,
-            embed_norm: None,
-            layers: dec_layers,
-            final_norm: Some(stack_final("decoder")?),
-            rel_bias: Some(rel("decoder", false)?),
-        },
-        pre_norm: true,
-        lm_head,
-        output_scale: if cfg.scale_decoder_outputs {
-            Some((d as f64).powf(-0.5))
-        } else {
-            None
-        },
-        device,
-        cache_pool: Default::default(),
+        }),
     })
 }
 

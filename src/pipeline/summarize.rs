@@ -87,6 +87,24 @@ fn chunk(
     Ok((chunks, cut_sentence))
 }
 
+/// Per-document progress of the map-reduce rounds of [`summarize_docs`].
+struct Progress {
+    /// Text still to be summarized per document.
+    pending: Vec<Option<String>>,
+    /// Rounds done.
+    rounds: Vec<usize>,
+    /// Chunks of the first round (the article itself).
+    first_chunks: Vec<usize>,
+    tok_in: Vec<usize>,
+    tok_out: Vec<usize>,
+}
+
+/// One round's work: every chunk as a unit, and each document's number of chunks.
+struct Round {
+    units: Vec<Unit>,
+    n_chunks: Vec<usize>,
+}
+
 pub fn summarize_docs(
     english: &[Option<String>],
     model: &dyn TextGenerator,
@@ -96,32 +114,54 @@ pub fn summarize_docs(
 ) {
     let window = model.max_source_tokens();
     let t0 = Instant::now();
-    // Text still to be summarized per document, and rounds done.
-    let mut pending: Vec<Option<String>> = english.to_vec();
-    let mut rounds = vec![0usize; english.len()];
-    let mut first_chunks = vec![0usize; english.len()];
-    let mut tok_in = vec![0usize; english.len()];
-    let mut tok_out = vec![0usize; english.len()];
+    let n = english.len();
+    let mut progress = Progress {
+        pending: english.to_vec(),
+        rounds: vec![0usize; n],
+        first_chunks: vec![0usize; n],
+        tok_in: vec![0usize; n],
+        tok_out: vec![0usize; n],
+    };
     let final_lengths = opts.summary_words.map(|(lo, hi)| Lengths {
         min_new_tokens: Some((lo as f64 * TOKENS_PER_WORD).ceil() as usize),
         max_new_tokens: Some((hi as f64 * TOKENS_PER_WORD).ceil() as usize),
     });
     loop {
+        let round = progress.chunk_pending(model, window, results);
+        if round.units.is_empty() {
+            break;
+        }
+        let outs = run_round(&round, model, opts, window, final_lengths);
+        progress.collect(&round, outs, results);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    progress.report(english, secs, results, stats);
+}
+
+impl Progress {
+    /// Takes every pending text of a document still ok and cuts it into chunks (the
+    /// round's units); fails documents past [`MAX_ROUNDS`] or whose text cannot be chunked.
+    fn chunk_pending(
+        &mut self,
+        model: &dyn TextGenerator,
+        window: usize,
+        results: &mut [Result<ArticleResult, String>],
+    ) -> Round {
         let mut units: Vec<Unit> = Vec::new();
-        let mut n_chunks = vec![0usize; english.len()];
-        for (di, text) in pending.iter_mut().enumerate() {
+        let mut n_chunks = vec![0usize; self.pending.len()];
+        for (di, text) in self.pending.iter_mut().enumerate() {
             let Some(t) = text.take() else { continue };
             if results[di].is_err() {
                 continue;
             }
-            if rounds[di] >= MAX_ROUNDS {
+            if self.rounds[di] >= MAX_ROUNDS {
                 results[di] = Err(format!("summary did not converge in {MAX_ROUNDS} rounds"));
                 continue;
             }
             match chunk(&t, model, window) {
                 Ok((chunks, cut)) => {
-                    if rounds[di] == 0 {
-                        first_chunks[di] = chunks.len();
+                    if self.rounds[di] == 0 {
+                        self.first_chunks[di] = chunks.len();
                         if cut {
                             if let Ok(r) = &mut results[di] {
                                 r.warnings.push("summary-sentence-split: a sentence longer than the summarizer's window was cut".into());
@@ -140,57 +180,24 @@ pub fn summarize_docs(
                 Err(e) => results[di] = Err(format!("summarizing: {e}")),
             }
         }
-        if units.is_empty() {
-            break;
-        }
-        // A document whose text is one chunk gets its final summary in this round. Partial
-        // summaries of a document in n chunks get at most window / 2n tokens each (at least
-        // 16), so the joined partials fit in about half a window and every round shrinks the
-        // text geometrically, whatever the model writes.
-        let (finals, partials): (Vec<usize>, Vec<usize>) =
-            (0..units.len()).partition(|&i| n_chunks[units[i].doc] == 1);
-        let mut outs: Vec<Option<UnitOutput>> = (0..units.len()).map(|_| None).collect();
-        for (group, is_final) in [(finals, true), (partials, false)] {
-            if group.is_empty() {
-                continue;
-            }
-            let members: Vec<Unit> = group
-                .iter()
-                .map(|&i| Unit {
-                    doc: units[i].doc,
-                    sent: units[i].sent,
-                    ids: units[i].ids.clone(),
-                })
-                .collect();
-            let res = run_units(&members, model, opts, &|batch: &[&Unit]| {
-                if is_final {
-                    final_lengths.unwrap_or_default()
-                } else {
-                    let cap = batch
-                        .iter()
-                        .map(|u| (window / (2 * n_chunks[u.doc].max(1))).max(16))
-                        .min()
-                        .unwrap_or(16);
-                    Lengths {
-                        min_new_tokens: None,
-                        max_new_tokens: Some(cap),
-                    }
-                }
-            });
-            for (&i, r) in group.iter().zip(res) {
-                outs[i] = Some(r);
-            }
-        }
-        let outs: Vec<UnitOutput> = outs
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err("not run".into())))
-            .collect();
-        let mut partial: Vec<Vec<String>> = vec![Vec::new(); english.len()];
-        for (u, out) in units.iter().zip(outs) {
+        Round { units, n_chunks }
+    }
+
+    /// Counts the round's tokens and turns its outputs into each document's final summary
+    /// (text in one chunk) or next round's text (partial summaries joined); a failed unit
+    /// fails its document.
+    fn collect(
+        &mut self,
+        round: &Round,
+        outs: Vec<UnitOutput>,
+        results: &mut [Result<ArticleResult, String>],
+    ) {
+        let mut partial: Vec<Vec<String>> = vec![Vec::new(); self.pending.len()];
+        for (u, out) in round.units.iter().zip(outs) {
             match out {
                 Ok((text, n)) => {
-                    tok_in[u.doc] += u.ids.len();
-                    tok_out[u.doc] += n;
+                    self.tok_in[u.doc] += u.ids.len();
+                    self.tok_out[u.doc] += n;
                     partial[u.doc].push(text);
                 }
                 Err(e) => {
@@ -204,37 +211,101 @@ pub fn summarize_docs(
             if parts.is_empty() || results[di].is_err() {
                 continue;
             }
-            rounds[di] += 1;
-            if n_chunks[di] == 1 {
+            self.rounds[di] += 1;
+            if round.n_chunks[di] == 1 {
                 if let Ok(r) = &mut results[di] {
                     r.summary = Some(parts.join(" ").trim().to_string());
                 }
             } else {
-                pending[di] = Some(parts.join(" "));
+                self.pending[di] = Some(parts.join(" "));
             }
         }
     }
-    let secs = t0.elapsed().as_secs_f64();
-    stats.add_stage("summarize", tok_in.iter().sum(), tok_out.iter().sum(), secs);
-    let total_in = tok_in.iter().sum::<usize>().max(1);
-    for (di, r) in results.iter_mut().enumerate() {
-        let Ok(r) = r else { continue };
-        if english[di].is_none() {
+
+    /// Stage statistics, and per summarized document its chunking warning, its share of
+    /// the stage time (by source tokens) and its token counts.
+    fn report(
+        &self,
+        english: &[Option<String>],
+        secs: f64,
+        results: &mut [Result<ArticleResult, String>],
+        stats: &mut Stats,
+    ) {
+        let (tok_in, tok_out) = (&self.tok_in, &self.tok_out);
+        stats.add_stage("summarize", tok_in.iter().sum(), tok_out.iter().sum(), secs);
+        let total_in = tok_in.iter().sum::<usize>().max(1);
+        for (di, r) in results.iter_mut().enumerate() {
+            let Ok(r) = r else { continue };
+            if english[di].is_none() {
+                continue;
+            }
+            if self.first_chunks[di] > 1 {
+                r.warnings.push(format!(
+                    "chunked: {} chunks, {} map-reduce rounds",
+                    self.first_chunks[di], self.rounds[di]
+                ));
+            }
+            r.timings_ms.insert(
+                "summarize".into(),
+                json!(round(secs * 1e3 * tok_in[di] as f64 / total_in as f64)),
+            );
+            r.tokens.insert("summarize_in".into(), json!(tok_in[di]));
+            r.tokens.insert("summarize_out".into(), json!(tok_out[di]));
+        }
+    }
+}
+
+/// Runs one round's units, returning an output per unit in order.
+///
+/// A document whose text is one chunk gets its final summary in this round (lengths from
+/// `final_lengths`). Partial summaries of a document in n chunks get at most window / 2n
+/// tokens each (at least 16), so the joined partials fit in about half a window and every
+/// round shrinks the text geometrically, whatever the model writes.
+fn run_round(
+    round: &Round,
+    model: &dyn TextGenerator,
+    opts: &Options,
+    window: usize,
+    final_lengths: Option<Lengths>,
+) -> Vec<UnitOutput> {
+    let (units, n_chunks) = (&round.units, &round.n_chunks);
+    let (finals, partials): (Vec<usize>, Vec<usize>) =
+        (0..units.len()).partition(|&i| n_chunks[units[i].doc] == 1);
+    let mut outs: Vec<Option<UnitOutput>> = (0..units.len()).map(|_| None).collect();
+    for (group, is_final) in [(finals, true), (partials, false)] {
+        if group.is_empty() {
             continue;
         }
-        if first_chunks[di] > 1 {
-            r.warnings.push(format!(
-                "chunked: {} chunks, {} map-reduce rounds",
-                first_chunks[di], rounds[di]
-            ));
+        let members: Vec<Unit> = group
+            .iter()
+            .map(|&i| Unit {
+                doc: units[i].doc,
+                sent: units[i].sent,
+                ids: units[i].ids.clone(),
+            })
+            .collect();
+        let res = run_units(&members, model, opts, &|batch: &[&Unit]| {
+            if is_final {
+                final_lengths.unwrap_or_default()
+            } else {
+                let cap = batch
+                    .iter()
+                    .map(|u| (window / (2 * n_chunks[u.doc].max(1))).max(16))
+                    .min()
+                    .unwrap_or(16);
+                Lengths {
+                    min_new_tokens: None,
+                    max_new_tokens: Some(cap),
+                }
+            }
+        });
+        for (&i, r) in group.iter().zip(res) {
+            outs[i] = Some(r);
         }
-        r.timings_ms.insert(
-            "summarize".into(),
-            json!(round(secs * 1e3 * tok_in[di] as f64 / total_in as f64)),
-        );
-        r.tokens.insert("summarize_in".into(), json!(tok_in[di]));
-        r.tokens.insert("summarize_out".into(), json!(tok_out[di]));
     }
+    outs.into_iter()
+        .map(|o| o.unwrap_or_else(|| Err("not run".into())))
+        .collect()
 }
 
 #[cfg(test)]

@@ -178,6 +178,24 @@ struct DocSentences {
     title: Option<String>,
 }
 
+/// Translations put back per document: sentence pieces in order, title pieces, and source
+/// and generated token counts.
+struct Placed {
+    pieces: Vec<Vec<Vec<String>>>,
+    titles: Vec<Vec<String>>,
+    tok_in: Vec<usize>,
+    tok_out: Vec<usize>,
+    /// Source tokens of the whole batch (at least 1), to share out batch-level times.
+    total_in: usize,
+}
+
+/// Stage times shared out to the documents of the batch.
+struct StageTimes {
+    split_ms: f64,
+    tok_ms: f64,
+    gen_s: f64,
+}
+
 pub fn translate_docs(
     docs: &[Document],
     model: &dyn TextGenerator,
@@ -187,35 +205,75 @@ pub fn translate_docs(
 ) {
     let t0 = Instant::now();
     // 1. Split every document (CPU, parallel).
-    let split: Vec<DocSentences> = docs
-        .par_iter()
-        .map(|d| {
-            let byte_at: Vec<usize> = d
-                .text
-                .char_indices()
-                .map(|(b, _)| b)
-                .chain(std::iter::once(d.text.len()))
-                .collect();
-            let mut sentences = Vec::new();
-            for (p, para) in crate::text::split_paragraphs(&d.text).iter().enumerate() {
-                for s in para {
-                    let text = d.text[byte_at[s.start]..byte_at[s.end]].to_string();
-                    sentences.push((p, s.start, s.end, text));
-                }
-            }
-            let title = d
-                .extra
-                .get("title")
-                .and_then(|v| v.as_str())
-                .map(|t| crate::text::normalize(t.trim()).into_owned())
-                .filter(|t| !t.is_empty());
-            DocSentences { sentences, title }
-        })
-        .collect();
+    let split: Vec<DocSentences> = docs.par_iter().map(split_document).collect();
     let split_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     // 2. Tokenize; cut sentences longer than the model's window at clause boundaries.
     let t1 = Instant::now();
+    let units = translation_units(&split, model, results);
+    let tok_ms = t1.elapsed().as_secs_f64() * 1e3;
+
+    // 3. Translate every unit of the job batch.
+    let t2 = Instant::now();
+    let outs = run_units(&units, model, opts, &|members: &[&Unit]| Lengths {
+        min_new_tokens: None,
+        max_new_tokens: Some(max_new_for(
+            members.iter().map(|u| u.ids.len()).max().unwrap_or(1),
+        )),
+    });
+    let gen_s = t2.elapsed().as_secs_f64();
+
+    // 4. Put translations back in place (units of one sentence are consecutive, in order).
+    let placed = place_translations(&split, docs.len(), &units, outs, results);
+    stats.add_stage(
+        "translate",
+        placed.tok_in.iter().sum(),
+        placed.tok_out.iter().sum(),
+        gen_s,
+    );
+    stats.sentences += split.iter().map(|d| d.sentences.len()).sum::<usize>();
+    let times = StageTimes {
+        split_ms,
+        tok_ms,
+        gen_s,
+    };
+    for (di, ds) in split.iter().enumerate() {
+        let Ok(r) = &mut results[di] else { continue };
+        fill_translation(r, di, ds, &placed, &times, docs.len());
+    }
+}
+
+/// A document's sentences (with paragraph and char span) and its normalized title.
+fn split_document(d: &Document) -> DocSentences {
+    let byte_at: Vec<usize> = d
+        .text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(d.text.len()))
+        .collect();
+    let mut sentences = Vec::new();
+    for (p, para) in crate::text::split_paragraphs(&d.text).iter().enumerate() {
+        for s in para {
+            let text = d.text[byte_at[s.start]..byte_at[s.end]].to_string();
+            sentences.push((p, s.start, s.end, text));
+        }
+    }
+    let title = d
+        .extra
+        .get("title")
+        .and_then(|v| v.as_str())
+        .map(|t| crate::text::normalize(t.trim()).into_owned())
+        .filter(|t| !t.is_empty());
+    DocSentences { sentences, title }
+}
+
+/// Tokenized units of every document still ok: one per sentence and title, or several
+/// where a text is longer than the window (warned). A tokenizer error fails its document.
+fn translation_units(
+    split: &[DocSentences],
+    model: &dyn TextGenerator,
+    results: &mut [Result<ArticleResult, String>],
+) -> Vec<Unit> {
     let window = model.max_source_tokens();
     let mut units: Vec<Unit> = Vec::new();
     for (di, ds) in split.iter().enumerate() {
@@ -248,53 +306,76 @@ pub fn translate_docs(
                 });
                 continue;
             }
-            match split_to_fit(text, model, window) {
-                Ok((pieces, how)) => {
-                    if let (Ok(r), Some(how)) = (&mut results[di], how) {
-                        r.warnings.push(format!(
-                            "{how}: {} ({} tokens, window {window}) translated in {} pieces",
-                            text_name(si),
-                            ids.len(),
-                            pieces.len()
-                        ));
-                    }
-                    for (_, ids) in pieces {
-                        units.push(Unit {
-                            doc: di,
-                            sent: si,
-                            ids,
-                        });
-                    }
-                }
-                Err(e) => results[di] = Err(format!("tokenizing for translation: {e}")),
-            }
+            push_split_units(
+                &mut units,
+                (di, si),
+                text,
+                ids.len(),
+                model,
+                window,
+                results,
+            );
         }
     }
-    let tok_ms = t1.elapsed().as_secs_f64() * 1e3;
+    units
+}
 
-    // 3. Translate every unit of the job batch.
-    let t2 = Instant::now();
-    let outs = run_units(&units, model, opts, &|members: &[&Unit]| Lengths {
-        min_new_tokens: None,
-        max_new_tokens: Some(max_new_for(
-            members.iter().map(|u| u.ids.len()).max().unwrap_or(1),
-        )),
-    });
-    let gen_s = t2.elapsed().as_secs_f64();
+/// The units of text `si` of document `di` (`n_ids` tokens, over `window`): its pieces cut
+/// by [`split_to_fit`], with a warning saying how; a tokenizer error fails the document.
+fn push_split_units(
+    units: &mut Vec<Unit>,
+    (di, si): (usize, usize),
+    text: &str,
+    n_ids: usize,
+    model: &dyn TextGenerator,
+    window: usize,
+    results: &mut [Result<ArticleResult, String>],
+) {
+    match split_to_fit(text, model, window) {
+        Ok((pieces, how)) => {
+            if let (Ok(r), Some(how)) = (&mut results[di], how) {
+                r.warnings.push(format!(
+                    "{how}: {} ({n_ids} tokens, window {window}) translated in {} pieces",
+                    text_name(si),
+                    pieces.len()
+                ));
+            }
+            for (_, ids) in pieces {
+                units.push(Unit {
+                    doc: di,
+                    sent: si,
+                    ids,
+                });
+            }
+        }
+        Err(e) => results[di] = Err(format!("tokenizing for translation: {e}")),
+    }
+}
 
-    // 4. Put translations back in place (units of one sentence are consecutive, in order).
-    let mut pieces: Vec<Vec<Vec<String>>> = split
-        .iter()
-        .map(|d| vec![Vec::new(); d.sentences.len()])
-        .collect();
-    let mut titles: Vec<Vec<String>> = vec![Vec::new(); docs.len()];
-    let mut tok_in = vec![0usize; docs.len()];
-    let mut tok_out = vec![0usize; docs.len()];
+/// Sorts the unit outputs into their documents' sentences and titles, counting tokens and
+/// warning where a piece hit the length cap; a failed unit fails its document.
+fn place_translations(
+    split: &[DocSentences],
+    n_docs: usize,
+    units: &[Unit],
+    outs: Vec<UnitOutput>,
+    results: &mut [Result<ArticleResult, String>],
+) -> Placed {
+    let mut placed = Placed {
+        pieces: split
+            .iter()
+            .map(|d| vec![Vec::new(); d.sentences.len()])
+            .collect(),
+        titles: vec![Vec::new(); n_docs],
+        tok_in: vec![0usize; n_docs],
+        tok_out: vec![0usize; n_docs],
+        total_in: 0,
+    };
     for (u, out) in units.iter().zip(outs) {
         match out {
             Ok((text, n)) => {
-                tok_in[u.doc] += u.ids.len();
-                tok_out[u.doc] += n;
+                placed.tok_in[u.doc] += u.ids.len();
+                placed.tok_out[u.doc] += n;
                 if n >= max_new_for(u.ids.len()) {
                     if let Ok(r) = &mut results[u.doc] {
                         r.warnings.push(format!(
@@ -304,9 +385,9 @@ pub fn translate_docs(
                     }
                 }
                 if u.sent == TITLE {
-                    titles[u.doc].push(text);
+                    placed.titles[u.doc].push(text);
                 } else {
-                    pieces[u.doc][u.sent].push(text);
+                    placed.pieces[u.doc][u.sent].push(text);
                 }
             }
             Err(e) => {
@@ -316,55 +397,60 @@ pub fn translate_docs(
             }
         }
     }
-    let total_in: usize = tok_in.iter().sum::<usize>().max(1);
-    stats.add_stage(
-        "translate",
-        tok_in.iter().sum(),
-        tok_out.iter().sum(),
-        gen_s,
-    );
-    stats.sentences += split.iter().map(|d| d.sentences.len()).sum::<usize>();
-    for (di, ds) in split.iter().enumerate() {
-        let Ok(r) = &mut results[di] else { continue };
-        let mut paragraphs: Vec<Vec<String>> = Vec::new();
-        for ((p, start, end, text), tr) in ds.sentences.iter().zip(&pieces[di]) {
-            let translation = tr.join(" ");
-            if paragraphs.len() <= *p {
-                paragraphs.resize(p + 1, Vec::new());
-            }
-            paragraphs[*p].push(translation.clone());
-            r.sentences.push(SentenceOut {
-                paragraph: *p,
-                text: text.clone(),
-                start: *start,
-                end: *end,
-                translation,
-            });
+    placed.total_in = placed.tok_in.iter().sum::<usize>().max(1);
+    placed
+}
+
+/// Fills document `di`'s result: sentences with their translations, the paragraph-joined
+/// translation, the title's, and its share of the stage times and its token counts.
+fn fill_translation(
+    r: &mut ArticleResult,
+    di: usize,
+    ds: &DocSentences,
+    placed: &Placed,
+    times: &StageTimes,
+    n_docs: usize,
+) {
+    let mut paragraphs: Vec<Vec<String>> = Vec::new();
+    for ((p, start, end, text), tr) in ds.sentences.iter().zip(&placed.pieces[di]) {
+        let translation = tr.join(" ");
+        if paragraphs.len() <= *p {
+            paragraphs.resize(p + 1, Vec::new());
         }
-        r.translation = Some(
-            paragraphs
-                .iter()
-                .filter(|p| !p.is_empty())
-                .map(|p| p.join(" "))
-                .collect::<Vec<_>>()
-                .join("\n\n"),
-        );
-        if !titles[di].is_empty() {
-            r.title_translation = Some(titles[di].join(" "));
-        }
-        // Batch-level times are shared out by source tokens.
-        let share = tok_in[di] as f64 / total_in as f64;
-        r.timings_ms.insert(
-            "split".into(),
-            json!(round(split_ms / docs.len().max(1) as f64)),
-        );
-        r.timings_ms.insert(
-            "translate".into(),
-            json!(round((tok_ms + gen_s * 1e3) * share)),
-        );
-        r.tokens.insert("translate_in".into(), json!(tok_in[di]));
-        r.tokens.insert("translate_out".into(), json!(tok_out[di]));
+        paragraphs[*p].push(translation.clone());
+        r.sentences.push(SentenceOut {
+            paragraph: *p,
+            text: text.clone(),
+            start: *start,
+            end: *end,
+            translation,
+        });
     }
+    r.translation = Some(
+        paragraphs
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| p.join(" "))
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+    );
+    if !placed.titles[di].is_empty() {
+        r.title_translation = Some(placed.titles[di].join(" "));
+    }
+    // Batch-level times are shared out by source tokens.
+    let share = placed.tok_in[di] as f64 / placed.total_in as f64;
+    r.timings_ms.insert(
+        "split".into(),
+        json!(round(times.split_ms / n_docs.max(1) as f64)),
+    );
+    r.timings_ms.insert(
+        "translate".into(),
+        json!(round((times.tok_ms + times.gen_s * 1e3) * share)),
+    );
+    r.tokens
+        .insert("translate_in".into(), json!(placed.tok_in[di]));
+    r.tokens
+        .insert("translate_out".into(), json!(placed.tok_out[di]));
 }
 
 pub(crate) fn round(x: f64) -> f64 {

@@ -7,7 +7,10 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::ops::Range;
 
-use sentencepiece_model::{ModelType, NormalizerSpec, SentencePieceModel, Type as PieceType};
+use sentencepiece_model::{
+    ModelProto, ModelType, NormalizerSpec, SentencePiece, SentencePieceModel, TrainerSpec,
+    Type as PieceType,
+};
 
 use super::charsmap::CharsMap;
 use super::trie::Trie;
@@ -188,6 +191,151 @@ fn piece_type(t: i32) -> Result<PieceType, String> {
     PieceType::try_from(t).map_err(|_| format!("unknown piece type {t}"))
 }
 
+/// The segmentation algorithm of the trainer spec (UNIGRAM when unset); others are refused.
+fn algorithm(trainer: &TrainerSpec) -> Result<Algorithm, String> {
+    match ModelType::try_from(trainer.model_type.unwrap_or(1)) {
+        Ok(ModelType::Unigram) => Ok(Algorithm::Unigram),
+        Ok(ModelType::Bpe) => Ok(Algorithm::Bpe),
+        Ok(other) => Err(format!(
+            "model type {} is not supported (only UNIGRAM and BPE)",
+            other.as_str_name()
+        )),
+        Err(_) => Err(format!("unknown model type {:?}", trainer.model_type)),
+    }
+}
+
+/// The lowest and highest score of the normal pieces, from unigram::Model's starting
+/// points FLT_MAX / FLT_MIN (FLT_MIN is the smallest positive float, so an all-negative
+/// vocabulary keeps max_score at ~1e-38); 0 where no piece moved them.
+fn score_range(pieces: &[Piece]) -> (f32, f32) {
+    let mut min_score = f32::MAX;
+    let mut max_score = f32::MIN_POSITIVE;
+    for p in pieces.iter().filter(|p| p.ty == PieceType::Normal) {
+        min_score = min_score.min(p.score);
+        max_score = max_score.max(p.score);
+    }
+    if min_score == f32::MAX {
+        min_score = 0.0;
+    }
+    if max_score == f32::MIN_POSITIVE {
+        max_score = 0.0;
+    }
+    (min_score, max_score)
+}
+
+/// The denormalizer, when the model has one with a non-empty charsmap.
+fn denormalizer(proto: &ModelProto) -> Result<Option<Normalizer>, String> {
+    match &proto.denormalizer_spec {
+        Some(d)
+            if d.precompiled_charsmap
+                .as_ref()
+                .is_some_and(|c| !c.is_empty()) =>
+        {
+            Ok(Some(Normalizer::new(d, false, "denormalizer")?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A trainer's special id (`bos_id`, ...) when it names one of the `n_pieces` pieces
+/// (negative: disabled).
+fn special_id(v: i32, n_pieces: usize) -> Option<u32> {
+    if v >= 0 && (v as usize) < n_pieces {
+        Some(v as u32)
+    } else {
+        None
+    }
+}
+
+/// The pieces of a model and their lookup tables, as [`SpmModel::from_bytes`] reads them.
+struct PieceTable {
+    pieces: Vec<Piece>,
+    reserved: HashMap<String, u32>,
+    normal: HashMap<String, u32>,
+    user_syms: Trie,
+    unk_id: Option<u32>,
+    /// Id of each byte piece `<0xNN>`; `u32::MAX` where missing.
+    byte_ids: Vec<u32>,
+}
+
+impl PieceTable {
+    /// Reads every piece in id order; refuses empty, duplicate or inconsistent pieces.
+    fn read(protos: &[SentencePiece], byte_fallback: bool) -> Result<Self, String> {
+        let mut table = PieceTable {
+            pieces: Vec::with_capacity(protos.len()),
+            reserved: HashMap::new(),
+            normal: HashMap::with_capacity(protos.len()),
+            user_syms: Trie::default(),
+            unk_id: None,
+            byte_ids: vec![u32::MAX; 256],
+        };
+        let byte_names: HashMap<String, u8> = (0..=255u8).map(|b| (byte_piece(b), b)).collect();
+        for (i, p) in protos.iter().enumerate() {
+            table.add(i, p, byte_fallback, &byte_names)?;
+        }
+        Ok(table)
+    }
+
+    /// Adds piece `i`: its text to the reserved or normal map, and its role as a
+    /// user-defined symbol, the unknown piece or a byte piece.
+    fn add(
+        &mut self,
+        i: usize,
+        p: &SentencePiece,
+        byte_fallback: bool,
+        byte_names: &HashMap<String, u8>,
+    ) -> Result<(), String> {
+        let id = i as u32;
+        let text = p.piece.clone().unwrap_or_default();
+        if text.is_empty() {
+            return Err(format!("piece {i} is empty"));
+        }
+        let ty = match p.r#type {
+            None => PieceType::Normal,
+            Some(t) => piece_type(t)?,
+        };
+        let is_normal = matches!(
+            ty,
+            PieceType::Normal | PieceType::UserDefined | PieceType::Unused
+        );
+        let map = if is_normal {
+            &mut self.normal
+        } else {
+            &mut self.reserved
+        };
+        if map.insert(text.clone(), id).is_some() {
+            return Err(format!("piece {text:?} is defined twice"));
+        }
+        match ty {
+            PieceType::UserDefined => self.user_syms.insert(text.as_bytes(), id),
+            PieceType::Unknown => {
+                if self.unk_id.is_some() {
+                    return Err("more than one unknown piece".into());
+                }
+                self.unk_id = Some(id);
+            }
+            PieceType::Byte => {
+                if !byte_fallback {
+                    return Err(format!(
+                        "byte piece {text:?} found although byte_fallback is false"
+                    ));
+                }
+                let b = *byte_names
+                    .get(&text)
+                    .ok_or_else(|| format!("byte piece {text:?} is invalid"))?;
+                self.byte_ids[b as usize] = id;
+            }
+            _ => {}
+        }
+        self.pieces.push(Piece {
+            text,
+            score: p.score(),
+            ty,
+        });
+        Ok(())
+    }
+}
+
 impl SpmModel {
     /// Parses a serialized `ModelProto`. `Err` is a reason without the file name.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
@@ -202,142 +350,44 @@ impl SpmModel {
         }
         let default_trainer = Default::default();
         let trainer = proto.trainer_spec.as_ref().unwrap_or(&default_trainer);
-        let algorithm = match ModelType::try_from(trainer.model_type.unwrap_or(1)) {
-            Ok(ModelType::Unigram) => Algorithm::Unigram,
-            Ok(ModelType::Bpe) => Algorithm::Bpe,
-            Ok(other) => {
-                return Err(format!(
-                    "model type {} is not supported (only UNIGRAM and BPE)",
-                    other.as_str_name()
-                ))
-            }
-            Err(_) => return Err(format!("unknown model type {:?}", trainer.model_type)),
-        };
+        let algorithm = algorithm(trainer)?;
         let byte_fallback = trainer.byte_fallback();
-        let mut pieces = Vec::with_capacity(proto.pieces.len());
-        let mut reserved = HashMap::new();
-        let mut normal = HashMap::with_capacity(proto.pieces.len());
-        let mut user_syms = Trie::default();
-        let mut unk_id = None;
-        let mut byte_ids = vec![u32::MAX; 256];
-        let byte_names: HashMap<String, u8> = (0..=255u8).map(|b| (byte_piece(b), b)).collect();
-        for (i, p) in proto.pieces.iter().enumerate() {
-            let id = i as u32;
-            let text = p.piece.clone().unwrap_or_default();
-            if text.is_empty() {
-                return Err(format!("piece {i} is empty"));
-            }
-            let ty = match p.r#type {
-                None => PieceType::Normal,
-                Some(t) => piece_type(t)?,
-            };
-            let is_normal = matches!(
-                ty,
-                PieceType::Normal | PieceType::UserDefined | PieceType::Unused
-            );
-            let map = if is_normal {
-                &mut normal
-            } else {
-                &mut reserved
-            };
-            if map.insert(text.clone(), id).is_some() {
-                return Err(format!("piece {text:?} is defined twice"));
-            }
-            match ty {
-                PieceType::UserDefined => user_syms.insert(text.as_bytes(), id),
-                PieceType::Unknown => {
-                    if unk_id.is_some() {
-                        return Err("more than one unknown piece".into());
-                    }
-                    unk_id = Some(id);
-                }
-                PieceType::Byte => {
-                    if !byte_fallback {
-                        return Err(format!(
-                            "byte piece {text:?} found although byte_fallback is false"
-                        ));
-                    }
-                    let b = *byte_names
-                        .get(&text)
-                        .ok_or_else(|| format!("byte piece {text:?} is invalid"))?;
-                    byte_ids[b as usize] = id;
-                }
-                _ => {}
-            }
-            pieces.push(Piece {
-                text,
-                score: p.score(),
-                ty,
-            });
-        }
-        let unk_id = unk_id.ok_or("the model defines no unknown piece")?;
-        if byte_fallback && byte_ids.contains(&u32::MAX) {
+        let table = PieceTable::read(&proto.pieces, byte_fallback)?;
+        let unk_id = table.unk_id.ok_or("the model defines no unknown piece")?;
+        if byte_fallback && table.byte_ids.contains(&u32::MAX) {
             return Err("byte_fallback is set but not all 256 byte pieces exist".into());
         }
-        // FLT_MAX / FLT_MIN starting points as in unigram::Model (FLT_MIN is the smallest
-        // positive float, so an all-negative vocabulary keeps max_score at ~1e-38).
-        let mut min_score = f32::MAX;
-        let mut max_score = f32::MIN_POSITIVE;
-        for p in pieces.iter().filter(|p| p.ty == PieceType::Normal) {
-            min_score = min_score.min(p.score);
-            max_score = max_score.max(p.score);
-        }
-        if min_score == f32::MAX {
-            min_score = 0.0;
-        }
-        if max_score == f32::MIN_POSITIVE {
-            max_score = 0.0;
-        }
+        let (min_score, max_score) = score_range(&table.pieces);
         let mut trie = Trie::default();
-        for (text, &id) in &normal {
+        for (text, &id) in &table.normal {
             trie.insert(text.as_bytes(), id);
         }
         let default_norm = NormalizerSpec::default();
         let nspec = proto.normalizer_spec.as_ref().unwrap_or(&default_norm);
         let normalizer =
             Normalizer::new(nspec, trainer.treat_whitespace_as_suffix(), "normalizer")?;
-        let denormalizer = match &proto.denormalizer_spec {
-            Some(d)
-                if d.precompiled_charsmap
-                    .as_ref()
-                    .is_some_and(|c| !c.is_empty()) =>
-            {
-                Some(Normalizer::new(d, false, "denormalizer")?)
-            }
-            _ => None,
-        };
+        let denormalizer = denormalizer(proto)?;
         let charsmap_bytes = nspec.precompiled_charsmap.clone().filter(|c| !c.is_empty());
-        let opt_id = |v: i32| -> Option<u32> {
-            if v >= 0 && (v as usize) < pieces.len() {
-                Some(v as u32)
-            } else {
-                None
-            }
-        };
-        let (bos_id, eos_id, pad_id) = (
-            opt_id(trainer.bos_id()),
-            opt_id(trainer.eos_id()),
-            opt_id(trainer.pad_id()),
-        );
+        let n_pieces = table.pieces.len();
         Ok(SpmModel {
-            user: (!user_syms.is_empty()).then_some(user_syms),
-            pieces,
-            reserved,
-            normal,
+            user: (!table.user_syms.is_empty()).then_some(table.user_syms),
+            pieces: table.pieces,
+            reserved: table.reserved,
+            normal: table.normal,
             trie,
             algorithm,
             unk_id,
             min_score,
             max_score,
             byte_fallback,
-            byte_ids,
+            byte_ids: table.byte_ids,
             unk_surface: trainer.unk_surface().to_string(),
             normalizer,
             denormalizer,
             charsmap_bytes,
-            bos_id,
-            eos_id,
-            pad_id,
+            bos_id: special_id(trainer.bos_id(), n_pieces),
+            eos_id: special_id(trainer.eos_id(), n_pieces),
+            pad_id: special_id(trainer.pad_id(), n_pieces),
         })
     }
 
@@ -522,40 +572,30 @@ impl SpmModel {
 
     /// bpe::Model::SampleEncode with alpha = 0 (no dropout).
     fn bpe(&self, s: &str) -> Vec<(Range<usize>, u32)> {
-        #[derive(Clone)]
-        struct Symbol {
-            prev: isize,
-            next: isize,
-            freeze: bool,
-            start: usize,
-            len: usize,
-        }
-        #[derive(PartialEq)]
-        struct Pair {
-            left: usize,
-            right: usize,
-            score: f32,
-            size: usize,
-        }
-        impl Eq for Pair {}
-        impl PartialOrd for Pair {
-            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-        impl Ord for Pair {
-            // Highest score first; on ties the leftmost pair.
-            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                self.score
-                    .total_cmp(&other.score)
-                    .then_with(|| other.left.cmp(&self.left))
-            }
-        }
-        let bytes = s.as_bytes();
-        if bytes.is_empty() {
+        if s.is_empty() {
             return vec![];
         }
-        let mut symbols: Vec<Symbol> = Vec::with_capacity(bytes.len());
+        let mut m = BpeMerges {
+            model: self,
+            s,
+            symbols: self.bpe_symbols(s),
+            agenda: BinaryHeap::new(),
+            rev_merge_by_text: HashMap::new(),
+        };
+        for i in 1..m.symbols.len() {
+            m.add_pair(i as isize - 1, i as isize);
+        }
+        while let Some(top) = m.agenda.pop() {
+            m.merge(top);
+        }
+        m.resegmented()
+    }
+
+    /// The initial BPE symbols of `s`: user-defined symbols (frozen, never merged) and
+    /// single characters, linked left to right.
+    fn bpe_symbols(&self, s: &str) -> Vec<BpeSymbol> {
+        let bytes = s.as_bytes();
+        let mut symbols: Vec<BpeSymbol> = Vec::with_capacity(bytes.len());
         let mut pos = 0usize;
         while pos < bytes.len() {
             let rest = &bytes[pos..];
@@ -564,7 +604,7 @@ impl SpmModel {
                 None => (one_char_len(rest[0]).min(rest.len()), false),
             };
             let idx = symbols.len() as isize;
-            symbols.push(Symbol {
+            symbols.push(BpeSymbol {
                 prev: idx - 1,
                 next: if pos + len >= bytes.len() {
                     -1
@@ -577,91 +617,7 @@ impl SpmModel {
             });
             pos += len;
         }
-        let mut agenda = BinaryHeap::new();
-        // merged piece -> (left, right) for pieces of type UNUSED (resegmented at the end).
-        let mut rev_merge_by_text: HashMap<String, (String, String)> = HashMap::new();
-        let add_pair = |symbols: &Vec<Symbol>,
-                        agenda: &mut BinaryHeap<Pair>,
-                        rev: &mut HashMap<String, (String, String)>,
-                        left: isize,
-                        right: isize| {
-            if left < 0 || right < 0 {
-                return;
-            }
-            let (l, r) = (&symbols[left as usize], &symbols[right as usize]);
-            if l.freeze || r.freeze {
-                return;
-            }
-            let merged = &s[l.start..l.start + l.len + r.len];
-            let Some(&id) = self.normal.get(merged) else {
-                return;
-            };
-            agenda.push(Pair {
-                left: left as usize,
-                right: right as usize,
-                score: self.pieces[id as usize].score,
-                size: merged.len(),
-            });
-            if self.is_unused(id) {
-                rev.insert(
-                    merged.to_string(),
-                    (
-                        s[l.start..l.start + l.len].to_string(),
-                        s[r.start..r.start + r.len].to_string(),
-                    ),
-                );
-            }
-        };
-        for i in 1..symbols.len() {
-            add_pair(
-                &symbols,
-                &mut agenda,
-                &mut rev_merge_by_text,
-                i as isize - 1,
-                i as isize,
-            );
-        }
-        while let Some(top) = agenda.pop() {
-            let (l, r) = (&symbols[top.left], &symbols[top.right]);
-            if l.len == 0 || r.len == 0 || l.len + r.len != top.size {
-                continue;
-            }
-            let right_next = r.next;
-            symbols[top.left].len += symbols[top.right].len;
-            symbols[top.left].next = right_next;
-            if right_next >= 0 {
-                symbols[right_next as usize].prev = top.left as isize;
-            }
-            symbols[top.right].len = 0;
-            let prev = symbols[top.left].prev;
-            add_pair(
-                &symbols,
-                &mut agenda,
-                &mut rev_merge_by_text,
-                prev,
-                top.left as isize,
-            );
-            add_pair(
-                &symbols,
-                &mut agenda,
-                &mut rev_merge_by_text,
-                top.left as isize,
-                right_next,
-            );
-        }
-        let mut out = Vec::new();
-        let mut index: isize = 0;
-        while index >= 0 && (index as usize) < symbols.len() {
-            let sym = &symbols[index as usize];
-            self.resegment(
-                s,
-                sym.start..sym.start + sym.len,
-                &rev_merge_by_text,
-                &mut out,
-            );
-            index = sym.next;
-        }
-        out
+        symbols
     }
 
     fn resegment(
@@ -782,6 +738,125 @@ impl SpmModel {
                 }
             }
         }
+    }
+}
+
+/// A BPE symbol: a span of the text in a doubly linked list (`-1`: none); merged-away
+/// symbols have `len` 0.
+#[derive(Clone)]
+struct BpeSymbol {
+    prev: isize,
+    next: isize,
+    freeze: bool,
+    start: usize,
+    len: usize,
+}
+
+/// A candidate merge of two adjacent symbols; `size` (merged byte length) detects stale
+/// entries once either side has changed.
+#[derive(PartialEq)]
+struct BpePair {
+    left: usize,
+    right: usize,
+    score: f32,
+    size: usize,
+}
+
+impl Eq for BpePair {}
+
+impl PartialOrd for BpePair {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BpePair {
+    // Highest score first; on ties the leftmost pair.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.left.cmp(&self.left))
+    }
+}
+
+/// The state of one [`SpmModel::bpe`] call: symbols of `s` and the merge agenda.
+struct BpeMerges<'a> {
+    model: &'a SpmModel,
+    s: &'a str,
+    symbols: Vec<BpeSymbol>,
+    agenda: BinaryHeap<BpePair>,
+    /// merged piece -> (left, right) for pieces of type UNUSED (resegmented at the end).
+    rev_merge_by_text: HashMap<String, (String, String)>,
+}
+
+impl BpeMerges<'_> {
+    /// Queues the merge of symbols `left` and `right` when both exist, neither is frozen
+    /// and their concatenation is a piece.
+    fn add_pair(&mut self, left: isize, right: isize) {
+        if left < 0 || right < 0 {
+            return;
+        }
+        let (l, r) = (&self.symbols[left as usize], &self.symbols[right as usize]);
+        if l.freeze || r.freeze {
+            return;
+        }
+        let s = self.s;
+        let merged = &s[l.start..l.start + l.len + r.len];
+        let Some(&id) = self.model.normal.get(merged) else {
+            return;
+        };
+        self.agenda.push(BpePair {
+            left: left as usize,
+            right: right as usize,
+            score: self.model.pieces[id as usize].score,
+            size: merged.len(),
+        });
+        if self.model.is_unused(id) {
+            self.rev_merge_by_text.insert(
+                merged.to_string(),
+                (
+                    s[l.start..l.start + l.len].to_string(),
+                    s[r.start..r.start + r.len].to_string(),
+                ),
+            );
+        }
+    }
+
+    /// Applies the merge `top` unless it is stale, then queues the new symbol's merges
+    /// with its neighbours.
+    fn merge(&mut self, top: BpePair) {
+        let symbols = &mut self.symbols;
+        let (l, r) = (&symbols[top.left], &symbols[top.right]);
+        if l.len == 0 || r.len == 0 || l.len + r.len != top.size {
+            return;
+        }
+        let right_next = r.next;
+        symbols[top.left].len += symbols[top.right].len;
+        symbols[top.left].next = right_next;
+        if right_next >= 0 {
+            symbols[right_next as usize].prev = top.left as isize;
+        }
+        symbols[top.right].len = 0;
+        let prev = symbols[top.left].prev;
+        self.add_pair(prev, top.left as isize);
+        self.add_pair(top.left as isize, right_next);
+    }
+
+    /// The remaining symbols in order, with merges into UNUSED pieces undone.
+    fn resegmented(&self) -> Vec<(Range<usize>, u32)> {
+        let mut out = Vec::new();
+        let mut index: isize = 0;
+        while index >= 0 && (index as usize) < self.symbols.len() {
+            let sym = &self.symbols[index as usize];
+            self.model.resegment(
+                self.s,
+                sym.start..sym.start + sym.len,
+                &self.rev_merge_by_text,
+                &mut out,
+            );
+            index = sym.next;
+        }
+        out
     }
 }
 
