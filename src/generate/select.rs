@@ -1,7 +1,7 @@
 //! Candidate selection on the accelerator. On a GPU, bringing a step's full scores to the host
 //! costs more than the decoder step itself (batch 64 x 53.7k f32 = 13.7 MB per step for greedy,
-//! 4x that for beam 4; measured on an H100: 8.5 ms/step greedy, 56 ms/step beam 4, most of it
-//! the copy and the host scan). When every active processor is a uniform token mask (min
+//! 4x that for beam 4; measured on a datacenter GPU (benches/RESULTS.md): 8.5 ms/step greedy,
+//! 56 ms/step beam 4, most of it the copy and the host scan). When every active processor is a uniform token mask (min
 //! length, suppressed or single-token bad words: the same tokens for every row, since all rows
 //! of a search have the same length), the mask is added on the device and only the
 //! candidates come back: the argmax for greedy, the top `n` per row for beam search.
@@ -129,8 +129,8 @@ impl Selector {
 
     /// Whether any row of `s` holds a NaN (the device's max does not rank NaN as the host
     /// does): per-row sums, one block per row (a single whole-tensor reduction ran on one
-    /// block: 8 ms for 256 x 53.7k on an H100). A row with both infinities also reads as
-    /// NaN: the host path then decides, exactly.
+    /// block: 8 ms for 256 x 53.7k on a datacenter GPU). A row with both infinities also reads
+    /// as NaN: the host path then decides, exactly.
     fn has_nan(s: &Tensor) -> candle_core::Result<bool> {
         let sums = s.sum_keepdim(D::Minus1)?.flatten_all()?.to_vec1::<f32>()?;
         Ok(sums.iter().any(|v| v.is_nan()))

@@ -1,8 +1,8 @@
 //! tomtat's own CUDA kernels (`cuda/kernels.cu`, compiled to PTX by build.rs): fused bias +
 //! activation, one-query attention for decoding steps, and per-row top-n candidate selection.
 //!
-//! Why: on an H100 a decoding step took 3.3 ms whether it had 8 or 64 rows, i.e. the host's
-//! cost of ~200 small candle ops per step (launch, allocation, a parameter upload for every
+//! Why: on the GPU measured (benches/RESULTS.md) a decoding step took 3.3 ms whether it had
+//! 8 or 64 rows, i.e. the host's cost of ~200 small candle ops per step (launch, allocation, a parameter upload for every
 //! strided op), not GPU work; and broadcast bias adds were a third of the encoder's kernel
 //! time. Each function here returns `Ok(None)` when it does not apply (CPU tensors, a build
 //! without `cuda`, a layout or size it does not handle, or `TOMTAT_CUDA_KERNELS=0`), and the
