@@ -1,8 +1,8 @@
 //! Candidate selection on the accelerator. On a GPU, bringing a step's full scores to the host
 //! costs more than the decoder step itself (batch 64 x 53.7k f32 = 13.7 MB per step for greedy,
 //! 4x that for beam 4; measured on a datacenter GPU (benches/RESULTS.md): 8.5 ms/step greedy,
-//! 56 ms/step beam 4, most of it the copy and the host scan). When every active processor is a uniform token mask (min
-//! length, suppressed or single-token bad words: the same tokens for every row, since all rows
+//! 56 ms/step beam 4, most of it the copy and the host scan). When every active processor is
+//! a uniform token mask (min length, suppressed or single-token bad words: the same tokens for every row, since all rows
 //! of a search have the same length), the mask is added on the device and only the
 //! candidates come back: the argmax for greedy, the top `n` per row for beam search.
 //!

@@ -3,8 +3,8 @@
 //!
 //! Why: on the GPU measured (benches/RESULTS.md) a decoding step took 3.3 ms whether it had
 //! 8 or 64 rows, i.e. the host's cost of ~200 small candle ops per step (launch, allocation,
-//! a parameter upload for every strided op), not GPU work; and broadcast bias adds were a third of the encoder's kernel
-//! time. Each function here returns `Ok(None)` when it does not apply (CPU tensors, a build
+//! a parameter upload for every strided op), not GPU work; and broadcast bias adds were a
+//! third of the encoder's kernel time. Each function here returns `Ok(None)` when it does not apply (CPU tensors, a build
 //! without `cuda`, a layout or size it does not handle, or `TOMTAT_CUDA_KERNELS=0`), and the
 //! caller then takes the candle path, which stays the reference.
 
