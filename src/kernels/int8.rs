@@ -177,15 +177,30 @@ fn quantize_row_i8(row: &[f32], out: &mut [i8]) -> f32 {
 /// [`x86::quantize_row_u8_avx512`] (bit-identical for finite input).
 fn quantize_row_u8_scalar(row: &[f32], out: &mut [u8]) -> f32 {
     let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let Some(inv) = row_inv_scale(amax, out) else {
+        return 0.0;
+    };
+    quantize_u8_into(row, out, inv);
+    amax / 127.0
+}
+
+/// `127 / amax` for a row whose largest magnitude is `amax`; `None` for a zero or NaN row,
+/// whose `out` is then all 128 (q = 0, scale 0). Shared by every activation quantizer.
+#[inline(always)]
+fn row_inv_scale(amax: f32, out: &mut [u8]) -> Option<f32> {
     if amax.is_nan() || amax <= 0.0 {
         out.iter_mut().for_each(|o| *o = 128);
-        return 0.0;
+        return None;
     }
-    let inv = 127.0 / amax;
+    Some(127.0 / amax)
+}
+
+/// `q + 128` of each value (the scalar step; the SIMD quantizers' tails).
+#[inline(always)]
+fn quantize_u8_into(row: &[f32], out: &mut [u8], inv: f32) {
     for (o, v) in out.iter_mut().zip(row) {
         *o = (rne(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
     }
-    amax / 127.0
 }
 
 impl Packed {
@@ -371,7 +386,7 @@ fn epilogue(acc: i32, comp: i32, sx: f32, sw: f32) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{rne, Tile, MR, NR, PANEL};
+    use super::{quantize_u8_into, row_inv_scale, Tile, MR, NR, PANEL};
     use std::arch::x86_64::*;
 
     /// Dispatch on the row count so the tile is fully unrolled for each.
@@ -598,11 +613,9 @@ mod x86 {
         for v in &row[k / 8 * 8..] {
             amax = amax.max(v.abs());
         }
-        if amax.is_nan() || amax <= 0.0 {
-            out[..k].iter_mut().for_each(|o| *o = 128);
+        let Some(inv) = row_inv_scale(amax, &mut out[..k]) else {
             return 0.0;
-        }
-        let inv = 127.0 / amax;
+        };
         let invv = _mm256_set1_ps(inv);
         let (lo, hi, off) = (
             _mm256_set1_epi32(-127),
@@ -621,9 +634,7 @@ mod x86 {
             let bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
             _mm256_storeu_si256(out.as_mut_ptr().add(c) as *mut _, bytes);
         }
-        for (o, v) in out[full..k].iter_mut().zip(&row[full..]) {
-            *o = (rne(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
-        }
+        quantize_u8_into(&row[full..], &mut out[full..k], inv);
         amax / 127.0
     }
 
@@ -641,11 +652,9 @@ mod x86 {
         for v in &row[full..] {
             amax = amax.max(v.abs());
         }
-        if amax.is_nan() || amax <= 0.0 {
-            out[..k].iter_mut().for_each(|o| *o = 128);
+        let Some(inv) = row_inv_scale(amax, &mut out[..k]) else {
             return 0.0;
-        }
-        let inv = 127.0 / amax;
+        };
         let invv = _mm512_set1_ps(inv);
         let (lo, hi, off) = (
             _mm512_set1_epi32(-127),
@@ -657,9 +666,7 @@ mod x86 {
             let q = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, lo), hi), off);
             _mm_storeu_si128(out.as_mut_ptr().add(c) as *mut _, _mm512_cvtepi32_epi8(q));
         }
-        for (o, v) in out[full..k].iter_mut().zip(&row[full..]) {
-            *o = (rne(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
-        }
+        quantize_u8_into(&row[full..], &mut out[full..k], inv);
         amax / 127.0
     }
 }

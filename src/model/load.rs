@@ -424,11 +424,28 @@ fn bart_ffn(
     lv: &VarBuilder,
     ffn_dim: usize,
 ) -> Result<FeedForward> {
+    ffn(cfg, lo, lv, ["fc1", "fc2"], None, ffn_dim, true)
+}
+
+/// A feed-forward block from its weight names: `[in, out]` projections and an optional gate
+/// (T5 v1.1's `wi_1`).
+fn ffn(
+    cfg: &ModelConfig,
+    lo: LoadOptions,
+    v: &VarBuilder,
+    [wi, wo]: [&str; 2],
+    gate: Option<&str>,
+    f: usize,
+    bias: bool,
+) -> Result<FeedForward> {
     let d = cfg.d_model;
     Ok(FeedForward {
-        wi: linear(&lv.pp("fc1"), lo, ffn_dim, d, true)?,
-        gate: None,
-        wo: linear(&lv.pp("fc2"), lo, d, ffn_dim, true)?,
+        wi: linear(&v.pp(wi), lo, f, d, bias)?,
+        gate: match gate {
+            Some(g) => Some(linear(&v.pp(g), lo, f, d, bias)?),
+            None => None,
+        },
+        wo: linear(&v.pp(wo), lo, d, f, bias)?,
         act: cfg.activation,
     })
 }
@@ -536,22 +553,11 @@ fn load_t5(cfg: &ModelConfig, vb: &VarBuilder, lo: LoadOptions) -> Result<Transf
 /// no biases).
 fn t5_ffn(cfg: &ModelConfig, lo: LoadOptions, lv: &VarBuilder, f: usize) -> Result<FeedForward> {
     let fv = lv.pp("DenseReluDense");
-    let d = cfg.d_model;
-    Ok(if cfg.gated_ffn {
-        FeedForward {
-            wi: linear(&fv.pp("wi_0"), lo, f, d, false)?,
-            gate: Some(linear(&fv.pp("wi_1"), lo, f, d, false)?),
-            wo: linear(&fv.pp("wo"), lo, d, f, false)?,
-            act: cfg.activation,
-        }
+    if cfg.gated_ffn {
+        ffn(cfg, lo, &fv, ["wi_0", "wo"], Some("wi_1"), f, false)
     } else {
-        FeedForward {
-            wi: linear(&fv.pp("wi"), lo, f, d, false)?,
-            gate: None,
-            wo: linear(&fv.pp("wo"), lo, d, f, false)?,
-            act: cfg.activation,
-        }
-    })
+        ffn(cfg, lo, &fv, ["wi", "wo"], None, f, false)
+    }
 }
 
 /// One T5 side (`encoder` / `decoder`) around its layers: `final_layer_norm` and the
